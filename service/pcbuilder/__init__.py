@@ -1,0 +1,40 @@
+"""PC-builder: a Flask app served by uWSGI behind NGINX, observable end to end."""
+from __future__ import annotations
+
+import os
+import socket
+
+from flask import Flask
+
+URL_PREFIX = "/pc-builder-app"
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, static_url_path=URL_PREFIX + "/static")
+    data_dir = os.environ.get("DATA_DIR", "var/data")
+    app.config.from_mapping(
+        DATABASE=os.environ.get("DATABASE_PATH") or os.path.join(data_dir, "pcbuilder.sqlite3"),
+        INSTANCE_NAME=os.environ.get("INSTANCE", socket.gethostname()),
+        APP_LOG_FILE=os.environ.get("APP_LOG_FILE") or None,
+        LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
+        # Bodies beyond this get a 413 before Flask reads them.
+        MAX_CONTENT_LENGTH=int(os.environ.get("MAX_BODY_BYTES", 64 * 1024)),
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    from . import logging_config
+
+    logging_config.configure_logging(
+        app.config["INSTANCE_NAME"], app.config["APP_LOG_FILE"], app.config["LOG_LEVEL"]
+    )
+
+    from . import db, request_log
+    from .views import api, health, pages
+
+    request_log.init_app(app)
+    db.init_app(app)
+    app.register_blueprint(pages.bp, url_prefix=URL_PREFIX)
+    app.register_blueprint(api.bp, url_prefix=URL_PREFIX + "/api")
+    app.register_blueprint(health.bp, url_prefix=URL_PREFIX)
+    return app

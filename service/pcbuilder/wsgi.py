@@ -1,0 +1,4 @@
+"""WSGI entry point for uWSGI (``module = pcbuilder.wsgi:app``)."""
+from . import create_app
+
+app = create_app()

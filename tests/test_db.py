@@ -1,0 +1,158 @@
+import multiprocessing
+import sqlite3
+from collections import Counter
+
+import pytest
+
+from pcbuilder import db
+from pcbuilder.catalog import CATEGORIES, COMPONENTS
+
+
+def test_catalog_has_58_well_formed_components():
+    assert len(COMPONENTS) == 58
+    assert [c["id"] for c in COMPONENTS] == list(range(1, 59))
+    assert set(Counter(c["category"] for c in COMPONENTS)) == set(CATEGORIES)
+    required = {
+        "cpu": {"socket", "tdp_w"}, "motherboard": {"socket", "ram_type", "form_factor"},
+        "ram": {"ram_type", "capacity_gb"}, "gpu": {"tdp_w"}, "storage": {"power_w"},
+        "psu": {"wattage"}, "case": {"form_factors"}, "cooler": {"power_w"},
+    }
+    for c in COMPONENTS:
+        assert required[c["category"]] <= c.keys(), c
+        assert isinstance(c["price"], float) and c["price"] > 0
+        assert round(c["price"], 2) == c["price"]
+
+
+def test_seeded_on_start(app):
+    conn = sqlite3.connect(app.config["DATABASE"])
+    assert conn.execute("SELECT COUNT(*) FROM components").fetchone()[0] == 58
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_seeding_twice_is_a_no_op(tmp_path):
+    path = str(tmp_path / "nested" / "dir" / "db.sqlite3")  # parent dirs get created
+    assert db.ensure_seeded(path) is True
+    assert db.ensure_seeded(path) is False
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM components").fetchone()[0] == 58
+
+
+def _seed_at_once(path, barrier, results):
+    barrier.wait()
+    try:
+        results.put(("ok", db.ensure_seeded(path)))
+    except BaseException as exc:  # report, don't just die
+        results.put(("error", repr(exc)))
+
+
+def test_concurrent_seeding_from_several_processes(tmp_path):
+    """Like uWSGI workers starting together: one seeds, the rest see the rows."""
+    workers = 8
+    path = str(tmp_path / "fresh" / "pcbuilder.sqlite3")
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_seed_at_once, args=(path, barrier, results))
+             for _ in range(workers)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert [o for o in outcomes if o[0] == "error"] == []
+    assert sorted(o[1] for o in outcomes) == [False] * (workers - 1) + [True]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM components").fetchone()[0] == 58
+    assert conn.execute("SELECT COUNT(DISTINCT id) FROM components").fetchone()[0] == 58
+
+
+def test_list_components_filters_sorts_and_searches(app):
+    with app.test_request_context():
+        assert len(db.list_components()) == 58
+        cpus = db.list_components(category="cpu")
+        assert len(cpus) == 8 and {c["category"] for c in cpus} == {"cpu"}
+        prices = [c["price"] for c in db.list_components(sort="price")]
+        assert prices == sorted(prices)
+        names = [c["name"].lower() for c in db.list_components(sort="name", order="desc")]
+        assert names == sorted(names, reverse=True)
+        assert {c["brand"] for c in db.list_components(search="corsair")} == {"Corsair"}
+        assert [c["id"] for c in db.list_components(category="gpu", search="4090")] == [29]
+        # LIKE wildcards in the search text are literal
+        assert db.list_components(search="%") == []
+        assert db.list_components(search="_") == []
+        with pytest.raises(ValueError):
+            db.list_components(sort="price; DROP TABLE components")
+        with pytest.raises(ValueError):
+            db.list_components(order="sideways")
+
+
+def test_component_lookups(app):
+    with app.test_request_context():
+        cpu = db.get_component(1)
+        assert cpu["name"] == "Ryzen 5 7600X" and cpu["socket"] == "AM5"
+        assert db.get_component(999) is None
+        assert db.get_component(10**30) is None  # beyond SQLite's int64, no OverflowError
+        case = db.get_component(50)
+        assert case["form_factors"] == ["Mini-ITX"]
+        found = db.get_components([1, 9, 999, 1])
+        assert set(found) == {1, 9}
+        assert db.get_components([]) == {}
+        assert db.categories() == list(CATEGORIES)
+        assert db.count_components() == 58
+
+
+def test_request_connection_is_read_only(app):
+    with app.test_request_context():
+        with pytest.raises(sqlite3.OperationalError):
+            db.get_db().execute("DELETE FROM components")
+
+
+def test_connection_closed_after_request(app):
+    with app.test_request_context():
+        conn = db.get_db()
+        assert db.get_db() is conn
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")
+
+
+def test_every_query_is_logged_with_request_id(client, log_lines):
+    response = client.get("/pc-builder-app/table")
+    rid = response.headers["X-Request-ID"]
+    queries = [line for line in log_lines("db.query") if line.get("request_id") == rid]
+    assert len(queries) == 1
+    q = queries[0]
+    assert q["logger"] == "pcbuilder.db"
+    assert q["sql"].startswith("SELECT id, category, name, brand, price, attributes FROM components")
+    assert q["rows"] == 58
+    assert isinstance(q["duration_ms"], float) and q["duration_ms"] >= 0
+    assert round(q["duration_ms"], 3) == q["duration_ms"]
+
+    response = client.get("/pc-builder-app/builder?cpu=1&motherboard=9")
+    rid = response.headers["X-Request-ID"]
+    queries = [line for line in log_lines("db.query") if line.get("request_id") == rid]
+    assert len(queries) == 2  # the options list, then the chosen parts
+    assert [q["rows"] for q in queries] == [58, 2]
+    assert all("duration_ms" in q for q in queries)
+
+
+def test_readyz_reports_catalog(client):
+    response = client.get("/pc-builder-app/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "components": 58}
+
+
+def test_readyz_503_when_database_is_gone(app, client, tmp_path):
+    app.config["DATABASE"] = str(tmp_path / "missing" / "nope.sqlite3")
+    response = client.get("/pc-builder-app/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable" and body["error"]
+    assert not (tmp_path / "missing" / "nope.sqlite3").exists()  # not silently created
+
+
+def test_healthz_needs_no_database(app, client, tmp_path):
+    app.config["DATABASE"] = str(tmp_path / "missing.sqlite3")
+    response = client.get("/pc-builder-app/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}

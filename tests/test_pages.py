@@ -1,0 +1,164 @@
+import re
+
+import pytest
+
+from pcbuilder.catalog import COMPONENTS
+
+BASE = "/pc-builder-app"
+
+
+def row_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<tr class="component-row" data-id="(\d+)"', html)]
+
+
+def test_root_redirects_to_main(client):
+    response = client.get(f"{BASE}/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"{BASE}/main")
+
+
+def test_main_page(client):
+    response = client.get(f"{BASE}/main")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert f'src="{BASE}/static/img/banner.svg"' in html
+    assert f'href="{BASE}/table"' in html and f'href="{BASE}/builder"' in html
+
+
+def test_base_layout_has_request_id_assets_and_no_inline_code(client):
+    response = client.get(f"{BASE}/main")
+    html = response.get_data(as_text=True)
+    rid = response.headers["X-Request-ID"]
+    assert f'<meta name="request-id" content="{rid}">' in html
+    assert f'<link rel="stylesheet" href="{BASE}/static/css/app.css">' in html
+    assert f'<script src="{BASE}/static/js/app.js" defer></script>' in html
+    assert f'{BASE}/static/img/favicon.svg' in html
+
+
+@pytest.mark.parametrize("path", ["/main", "/table", "/builder?cpu=6&motherboard=9&psu=44&gpu=29"])
+def test_pages_are_csp_friendly(client, path):
+    html = client.get(BASE + path).get_data(as_text=True)
+    assert "style=" not in html and "<style" not in html
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []  # no inline scripts
+    assert not re.search(r"\son[a-z]+=", html)  # no inline event handlers
+
+
+@pytest.mark.parametrize("asset", ["css/app.css", "js/app.js", "img/banner.svg", "img/favicon.svg"])
+def test_static_assets_served(client, asset):
+    response = client.get(f"{BASE}/static/{asset}")
+    assert response.status_code == 200
+    assert response.get_data()
+    response.close()
+
+
+def test_app_js_has_beacon_placeholder(client):
+    response = client.get(f"{BASE}/static/js/app.js")
+    assert "NAVIGATION-TIMING BEACON" in response.get_data(as_text=True)
+    response.close()
+
+
+def test_table_renders_all_58_rows(client, log_lines):
+    response = client.get(f"{BASE}/table")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'id="components-table"' in html
+    assert row_ids(html) == list(range(1, 59))
+    assert "Ryzen 7 7800X3D" in html and "$1,799.99" in html
+
+    retrieved = log_lines("components.retrieved")
+    assert len(retrieved) == 1
+    assert retrieved[0]["count"] == 58
+    assert retrieved[0]["logger"] == "pcbuilder.pages"
+    assert retrieved[0]["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_table_category_filter(client, log_lines):
+    html = client.get(f"{BASE}/table?category=gpu").get_data(as_text=True)
+    assert row_ids(html) == list(range(24, 32))
+    assert log_lines("components.retrieved")[-1]["count"] == 8
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_table_sort_by_price(client, order):
+    html = client.get(f"{BASE}/table?sort=price&order={order}").get_data(as_text=True)
+    by_id = {c["id"]: c["price"] for c in COMPONENTS}
+    prices = [by_id[i] for i in row_ids(html)]
+    assert len(prices) == 58
+    assert prices == sorted(prices, reverse=(order == "desc"))
+
+
+def test_table_sort_by_name(client):
+    html = client.get(f"{BASE}/table?sort=name&category=cooler").get_data(as_text=True)
+    by_id = {c["id"]: c["name"] for c in COMPONENTS}
+    names = [by_id[i] for i in row_ids(html)]
+    assert names == sorted(names, key=str.lower) and len(names) == 6
+
+
+def test_table_search(client):
+    html = client.get(f"{BASE}/table?q=rtx 40").get_data(as_text=True)
+    assert row_ids(html) == [24, 25, 26, 27, 28, 29]
+    html = client.get(f"{BASE}/table?q=NOCTUA").get_data(as_text=True)
+    assert row_ids(html) == [53]
+    html = client.get(f"{BASE}/table?q=zzz-no-such-part").get_data(as_text=True)
+    assert row_ids(html) == [] and "No components match." in html
+
+
+def test_table_search_combined_with_category(client):
+    html = client.get(f"{BASE}/table?category=ram&q=corsair&sort=price").get_data(as_text=True)
+    assert row_ids(html) == [20, 17]
+
+
+def test_table_ignores_bad_parameters(client):
+    html = client.get(f"{BASE}/table?category=toaster&sort=evil&order=up").get_data(as_text=True)
+    assert row_ids(html) == list(range(1, 59))
+
+
+def test_table_escapes_search_text(client):
+    html = client.get(f"{BASE}/table", query_string={"q": '"><script>x</script>'}).get_data(as_text=True)
+    assert "<script>x</script>" not in html
+
+
+def test_builder_form(client):
+    html = client.get(f"{BASE}/builder").get_data(as_text=True)
+    for category in ["cpu", "motherboard", "ram", "gpu", "storage", "psu", "case", "cooler"]:
+        assert f'name="{category}"' in html
+    assert 'id="build-result"' not in html
+    assert len(re.findall(r'<option value="\d+"', html)) == 58
+
+
+def test_builder_compatible_build(client):
+    html = client.get(f"{BASE}/builder?cpu=2&motherboard=9&ram=17&gpu=26&storage=32"
+                      f"&psu=40&case=46&cooler=53").get_data(as_text=True)
+    assert 'id="no-problems"' in html
+    assert 'id="missing"' not in html
+    total = 449.00 + 249.99 + 104.99 + 599.99 + 169.99 + 139.99 + 139.99 + 109.95
+    assert f'<td class="num" id="total-price">${total:,.2f}</td>' in html
+    assert '<option value="2" selected>' in html
+
+
+def test_builder_shows_problems_and_missing(client):
+    html = client.get(f"{BASE}/builder?cpu=6&motherboard=9&psu=44&gpu=29").get_data(as_text=True)
+    assert 'data-code="socket_mismatch"' in html
+    assert 'data-code="psu_insufficient"' in html
+    assert 'data-code="ram_type_mismatch"' not in html
+    assert 'id="missing"' in html and "Memory" in html
+
+
+def test_builder_bad_input_is_explained_not_500(client):
+    response = client.get(f"{BASE}/builder?cpu=abc&gpu=999&ram=1&psu=" + "9" * 40)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "is not a component id" in html
+    assert "No component with id 999." in html
+    assert "is a cpu, not a ram" in html
+
+
+def test_500_page_is_standalone_and_shows_request_id(app, client, log_lines):
+    app.config["DATABASE"] = "/nonexistent/dir/db.sqlite3"  # every query now fails
+    response = client.get(f"{BASE}/table")
+    assert response.status_code == 500
+    html = response.get_data(as_text=True)
+    rid = response.headers["X-Request-ID"]
+    assert "Something went wrong" in html
+    assert rid in html
+    assert log_lines("request.failed")[-1]["request_id"] == rid
