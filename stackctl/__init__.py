@@ -1,0 +1,1 @@
+"""``./stack``: runs the PC-builder stack (NGINX + uWSGI instances) as local processes."""

@@ -1,0 +1,269 @@
+"""Commands of ``./stack``: up, down, status, logs (see ``./stack help``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import logfiles, render
+from .settings import ROOT, Settings, SettingsError
+from .supervisor_client import processes, proxy, supervisord_pid
+
+sys.path.insert(0, str(ROOT / "service"))
+from pcbuilder.healthcheck import check as uwsgi_check  # noqa: E402
+
+READY_PATH = "/pc-builder-app/readyz"
+
+
+class StackError(Exception):
+    """Printed as ``stack: <message>`` with exit code 1."""
+
+
+def say(message: str) -> None:
+    print(f"stack: {message}", flush=True)
+
+
+# --- up -------------------------------------------------------------------------------
+
+def _preflight(s: Settings) -> None:
+    pid = supervisord_pid(s.run_dir)
+    if pid:
+        raise StackError(f"a stack is already running from {s.run_dir} (supervisord pid {pid});"
+                         " run ./stack down first, or set RUN_DIR for a second stack")
+    if not Path(s.nginx_bin).exists():
+        raise StackError(f"nginx not found at {s.nginx_bin}: install it (apt-get install nginx)"
+                         " or set NGINX_BIN")
+    if not Path(s.uwsgi_bin).exists():
+        raise StackError(f"uwsgi not found at {s.uwsgi_bin}: pip install -r requirements.txt"
+                         " or set UWSGI_BIN")
+    longest = str(s.socket_path(s.instances[-1]))
+    if len(longest.encode()) > 100:
+        raise StackError(f"RUN_DIR is too long for a unix socket path ({longest}); use a shorter one")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((s.http_addr, s.http_port))
+        except OSError as exc:
+            raise StackError(f"cannot use {s.http_addr}:{s.http_port} ({exc.strerror});"
+                             " is something else listening? set HTTP_PORT") from None
+
+
+def _nginx_test(s: Settings) -> None:
+    result = subprocess.run(
+        [s.nginx_bin, "-t", "-q", "-p", str(s.run_dir / "nginx-temp"), "-c", str(s.run_dir / "nginx.conf")],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise StackError("nginx rejects the rendered config:\n" + result.stderr.strip())
+
+
+def _get(url: str, timeout: float = 2.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return 0
+
+
+def _failed_programs(s: Settings) -> list[dict]:
+    return [p for p in processes(s.run_dir) if p["statename"] in ("FATAL", "BACKOFF", "EXITED")]
+
+
+def _explain_failure(s: Settings, program: dict) -> str:
+    name = program["name"]
+    lines = [f"{name} is {program['statename']}: {program.get('spawnerr') or program.get('description')}"]
+    for path in (s.run_dir / f"{name}.err", s.log_dir / "uwsgi" / f"{name}.log",
+                 s.log_dir / "nginx" / "error.log"):
+        if path.exists() and path.stat().st_size and (name in path.name or name == "nginx"):
+            tail = path.read_text(errors="replace").splitlines()[-8:]
+            lines.append(f"--- last lines of {path}:")
+            lines += tail
+    return "\n".join(lines)
+
+
+def start(s: Settings) -> None:
+    """Start supervisord (daemonized) and wait until readyz answers through NGINX."""
+    _preflight(s)
+    render.write_all(s)
+    _nginx_test(s)
+    say(f"starting nginx and {s.app_instances} uWSGI instance(s); logs in {s.log_dir}")
+    conf = s.run_dir / "supervisord.conf"
+    result = subprocess.run([s.python_bin, "-m", "supervisor.supervisord", "-c", str(conf)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError("supervisord did not start:\n" + (result.stderr or result.stdout))
+    deadline = time.monotonic() + s.start_timeout
+    url = s.base_url + READY_PATH
+    waited = 0
+    while time.monotonic() < deadline:
+        if (s.run_dir / "supervisor.sock").exists():
+            try:
+                failed = _failed_programs(s)
+            except OSError:
+                failed = []
+            if failed:
+                message = "\n".join(_explain_failure(s, p) for p in failed)
+                stop(s, quiet=True)
+                raise StackError("the stack failed to start:\n" + message)
+        if _get(url) == 200:
+            say(f"ready: {s.base_url}/pc-builder-app/main")
+            return
+        time.sleep(0.5)
+        waited += 1
+        if waited % 4 == 0:
+            say(f"waiting for {url} ({waited // 2}s)")
+    stop(s, quiet=True)
+    raise StackError(f"{url} did not answer 200 within {s.start_timeout}s; see {s.run_dir}/*.err"
+                     f" and {s.log_dir}")
+
+
+def stop(s: Settings, quiet: bool = False) -> bool:
+    pid = supervisord_pid(s.run_dir)
+    if not pid:
+        if not quiet:
+            say(f"no stack running from {s.run_dir}")
+        return False
+    if not quiet:
+        say("stopping (in-flight requests finish first)...")
+    try:
+        proxy(s.run_dir).shutdown()
+    except OSError:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            if not quiet:
+                say("stopped")
+            return True
+        time.sleep(0.2)
+    raise StackError(f"supervisord (pid {pid}) did not exit within 60s")
+
+
+def cmd_up(s: Settings, args) -> int:
+    start(s)
+    if args.detach:
+        return 0
+    say("following all layers' logs; Ctrl-C stops the stack")
+    stopping = []
+
+    def _on_signal(signum, _frame):
+        stopping.append(signum)
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    logfiles.follow(s.log_dir, lambda line: print(_pretty_line(line), flush=True),
+                    stop=lambda: bool(stopping))
+    print()
+    stop(s)
+    return 0
+
+
+def cmd_down(s: Settings, _args) -> int:
+    stop(s)
+    return 0
+
+
+# --- status ---------------------------------------------------------------------------
+
+def status_report(s: Settings) -> dict:
+    pid = supervisord_pid(s.run_dir)
+    report = {"running": bool(pid), "supervisord_pid": pid, "url": s.base_url + "/pc-builder-app/main",
+              "log_dir": str(s.log_dir), "processes": []}
+    if not pid:
+        return report
+    for info in processes(s.run_dir):
+        entry = {"name": info["name"], "state": info["statename"], "pid": info["pid"] or None,
+                 "uptime_s": (info["now"] - info["start"]) if info["pid"] else 0}
+        if info["name"] == "nginx":
+            code = _get(s.base_url + READY_PATH)
+            entry.update(role="nginx", health="ready" if code == 200 else f"readyz answered {code or 'nothing'}")
+        else:
+            try:
+                code = uwsgi_check(str(s.socket_path(info["name"])), READY_PATH)
+                entry.update(health="ready" if code == 200 else f"readyz answered {code}")
+            except (OSError, ValueError, IndexError) as exc:
+                entry.update(health=f"unreachable ({exc})")
+            entry.update(role="uwsgi", socket=str(s.socket_path(info["name"])))
+        report["processes"].append(entry)
+    return report
+
+
+def cmd_status(s: Settings, args) -> int:
+    report = status_report(s)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif not report["running"]:
+        print(f"stack: not running (RUN_DIR {s.run_dir})")
+    else:
+        print(f"stack: running, {report['url']} (supervisord pid {report['supervisord_pid']})")
+        print(f"{'PROCESS':<10} {'STATE':<9} {'PID':>8} {'UPTIME':>8}  HEALTH")
+        for p in report["processes"]:
+            print(f"{p['name']:<10} {p['state']:<9} {p['pid'] or '-':>8} {p['uptime_s']:>7}s  {p['health']}")
+    healthy = report["running"] and all(p["health"] == "ready" for p in report["processes"])
+    return 0 if healthy else 1
+
+
+# --- logs -----------------------------------------------------------------------------
+
+def _pretty_line(line: str) -> str:
+    record = logfiles.parse(line)
+    return logfiles.pretty(record) if record is not None else f"(not JSON) {line}"
+
+
+def cmd_logs(s: Settings, args) -> int:
+    records = logfiles.read_records(s.log_dir)
+    if args.request:
+        records = [r for r in records if r.get("request_id") == args.request]
+        if not records:
+            raise StackError(f"no log line carries request id {args.request!r} in {s.log_dir}")
+    records.sort(key=lambda r: logfiles.event_time(r) or 0.0)
+    for record in records[-args.lines:] if args.lines else records:
+        print(logfiles.pretty(record))
+    if args.follow:
+        try:
+            logfiles.follow(s.log_dir, lambda line: print(_pretty_line(line), flush=True), stop=lambda: False)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+# --- entry point ----------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="./stack", description="Run the PC-builder stack without Docker.")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start nginx + uWSGI (foreground, Ctrl-C stops)")
+    up.add_argument("-d", "--detach", action="store_true", help="return once ready")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the stack gracefully").set_defaults(func=cmd_down)
+    st = sub.add_parser("status", help="each process, its PID and health")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+    lg = sub.add_parser("logs", help="all layers' JSON lines, prettified, in time order")
+    lg.add_argument("-f", "--follow", action="store_true")
+    lg.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
+    lg.add_argument("--request", metavar="ID", help="only the lines of this request id")
+    lg.set_defaults(func=cmd_logs)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.func(settings, args)
+    except (StackError, SettingsError) as exc:
+        print(f"stack: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,87 @@
+"""Reading the stack's JSON log files: which files, when each line happened, pretty lines."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+LAYERS = ("nginx", "uwsgi", "app", "browser")
+# Printed first, in this order; the rest follow as key=value.
+_HEAD = ("layer", "instance", "event", "request_id")
+
+
+def log_files(log_dir: Path) -> list[Path]:
+    files = [log_dir / "nginx" / "access.log"]
+    for layer in ("uwsgi", "app", "browser"):
+        files += sorted((log_dir / layer).glob("*.log"))
+    return [f for f in files if f.exists()]
+
+
+def parse(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def event_time(record: dict) -> float | None:
+    """Seconds since the epoch at which the line's event happened, as its layer logs it."""
+    if isinstance(record.get("msec"), (int, float)):
+        return float(record["msec"])
+    for key in ("start_us", "time_us"):
+        if isinstance(record.get(key), int):
+            return record[key] / 1e6
+    if isinstance(record.get("time"), str):
+        try:
+            return datetime.fromisoformat(record["time"]).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def read_records(log_dir: Path) -> list[dict]:
+    records = []
+    for path in log_files(log_dir):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                record = parse(line)
+                if record is not None:
+                    records.append(record)
+    return records
+
+
+def pretty(record: dict) -> str:
+    t = event_time(record)
+    stamp = datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3] if t else "--:--:--.---"
+    where = f"{record.get('layer', '?')}/{record.get('instance', '?')}"
+    rest = " ".join(
+        f"{k}={v}" for k, v in record.items()
+        if k not in _HEAD and k not in ("time", "msec", "time_us", "level", "logger", "pid")
+    )
+    rid = record.get("request_id") or "-"
+    return f"{stamp} {where:<14} {record.get('event', '?'):<22} {rid:<32} {rest}"
+
+
+def follow(log_dir: Path, emit, stop, from_start: bool = False, interval: float = 0.3) -> None:
+    """Calls ``emit(line)`` for every new line of every log file until ``stop()`` is true."""
+    offsets: dict[Path, int] = {}
+    if not from_start:
+        offsets = {p: p.stat().st_size for p in log_files(log_dir)}
+    while not stop():
+        for path in log_files(log_dir):
+            pos = offsets.get(path, 0)
+            size = path.stat().st_size
+            if size < pos:  # truncated or replaced
+                pos = 0
+            if size == pos:
+                continue
+            with open(path, "rb") as fh:
+                fh.seek(pos)
+                chunk = fh.read()
+            complete = chunk.rfind(b"\n") + 1  # leave a half-written line for next time
+            offsets[path] = pos + complete
+            for raw in chunk[:complete].splitlines():
+                emit(raw.decode("utf-8", "replace"))
+        time.sleep(interval)

@@ -1,0 +1,89 @@
+"""Every port, path and knob of a local stack, from environment variables with defaults."""
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the stack cannot use; the message says which and why."""
+
+
+def _int(env, name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip() or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range ({low}..{high})")
+    return value
+
+
+def _path(env, name: str, default: Path) -> Path:
+    raw = env.get(name, "").strip()
+    return Path(raw).resolve() if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    http_addr: str
+    http_port: int
+    app_instances: int
+    uwsgi_processes: int
+    uwsgi_threads: int
+    log_dir: Path
+    data_dir: Path
+    run_dir: Path
+    loki_url: str
+    stack_env: str
+    start_timeout: int
+    nginx_bin: str
+    uwsgi_bin: str
+    python_bin: str = sys.executable
+    user: str = field(default_factory=getpass.getuser)
+
+    @classmethod
+    def from_env(cls, env=None) -> "Settings":
+        env = os.environ if env is None else env
+        var = ROOT / "var"
+        return cls(
+            http_addr=env.get("HTTP_ADDR", "").strip() or "127.0.0.1",
+            http_port=_int(env, "HTTP_PORT", 8080, 1, 65535),
+            app_instances=_int(env, "APP_INSTANCES", 2, 1, 32),
+            uwsgi_processes=_int(env, "UWSGI_PROCESSES", 2, 1, 64),
+            uwsgi_threads=_int(env, "UWSGI_THREADS", 4, 1, 64),
+            log_dir=_path(env, "LOG_DIR", var / "log"),
+            data_dir=_path(env, "DATA_DIR", var / "data"),
+            run_dir=_path(env, "RUN_DIR", var / "run"),
+            loki_url=env.get("LOKI_URL", "").strip(),
+            stack_env=env.get("STACK_ENV", "").strip() or "local",
+            start_timeout=_int(env, "STACK_START_TIMEOUT", 60, 1, 3600),
+            nginx_bin=env.get("NGINX_BIN") or shutil.which("nginx") or "/usr/sbin/nginx",
+            uwsgi_bin=env.get("UWSGI_BIN") or _beside_python("uwsgi"),
+        )
+
+    @property
+    def instances(self) -> list[str]:
+        return [f"app{i}" for i in range(1, self.app_instances + 1)]
+
+    def socket_path(self, instance: str) -> Path:
+        return self.run_dir / f"{instance}.sock"
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.http_addr in ("0.0.0.0", "") else self.http_addr
+        return f"http://{host}:{self.http_port}"
+
+
+def _beside_python(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)

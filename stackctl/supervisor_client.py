@@ -1,0 +1,28 @@
+"""Talks to this stack's supervisord over its unix socket (XML-RPC)."""
+from __future__ import annotations
+
+import os
+import xmlrpc.client
+from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+
+def proxy(run_dir: Path):
+    sock = run_dir / "supervisor.sock"
+    transport = SupervisorTransport(None, None, serverurl=f"unix://{sock}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+
+def supervisord_pid(run_dir: Path) -> int | None:
+    """PID of this stack's supervisord if it is alive, else None."""
+    try:
+        pid = int((run_dir / "supervisord.pid").read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def processes(run_dir: Path) -> list[dict]:
+    return proxy(run_dir).getAllProcessInfo()
