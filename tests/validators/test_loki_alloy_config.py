@@ -1,0 +1,271 @@
+"""Loki and Alloy configuration: parse, and key settings are present.
+
+There is no Loki or Alloy binary here, so:
+- loki.yaml is parsed as YAML after expanding ${VAR:-default} the way
+  `loki -config.expand-env=true` does;
+- config.alloy is checked with a small block parser (comments, strings and
+  braces aware) -- enough to find blocks, their bodies and references, not a
+  full Alloy syntax check.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.validators.validator_helpers import REPO_ROOT
+
+LOKI_CONFIG = REPO_ROOT / "observability/loki/loki.yaml"
+ALLOY_CONFIG = REPO_ROOT / "observability/alloy/config.alloy"
+
+
+# ------------------------------------------------------------------- Loki
+
+_ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str, env: dict[str, str]) -> str:
+    """Mimic Loki's -config.expand-env: ${VAR} / ${VAR:-default}."""
+
+    def sub(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        return env.get(name) or (default if default is not None else "")
+
+    return _ENV_REF.sub(sub, text)
+
+
+def loki(env: dict[str, str] | None = None) -> dict:
+    return yaml.safe_load(expand_env(LOKI_CONFIG.read_text(), env or {}))
+
+
+def _duration_hours(value: str) -> float:
+    units = {"h": 1, "d": 24, "w": 168, "m": 1 / 60}
+    parts = re.findall(r"(\d+)([hdwm])", value)
+    assert parts and "".join(n + u for n, u in parts) == value, f"not a simple duration: {value}"
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_loki_env_refs_have_defaults():
+    refs = _ENV_REF.findall(LOKI_CONFIG.read_text())
+    assert refs, "expected env-driven settings (retention)"
+    for name, default in refs:
+        assert default, f"${{{name}}} has no default: Loki would get an empty value"
+    assert "$" not in _ENV_REF.sub("", LOKI_CONFIG.read_text()), "unsupported $ reference form"
+
+
+def test_loki_core_settings():
+    cfg = loki()
+    assert cfg.get("target", "all") == "all"
+    assert cfg["auth_enabled"] is False
+    assert cfg["common"]["replication_factor"] == 1
+    assert cfg["common"]["ring"]["kvstore"]["store"] == "inmemory"
+    assert cfg["common"]["path_prefix"] == "/loki"
+    fs = cfg["common"]["storage"]["filesystem"]
+    assert fs["chunks_directory"].startswith("/loki/") and fs["rules_directory"].startswith("/loki/")
+    assert cfg["analytics"]["reporting_enabled"] is False
+
+
+def test_loki_schema_tsdb_v13():
+    configs = loki()["schema_config"]["configs"]
+    latest = configs[-1]
+    assert latest["store"] == "tsdb"
+    assert latest["schema"] == "v13"
+    assert latest["object_store"] == "filesystem"
+    assert latest["index"]["period"] == "24h"
+
+
+def test_loki_structured_metadata_and_retention():
+    cfg = loki()
+    limits = cfg["limits_config"]
+    assert limits["allow_structured_metadata"] is True
+    assert _duration_hours(limits["retention_period"]) == 168
+    compactor = cfg["compactor"]
+    assert compactor["retention_enabled"] is True
+    assert compactor["delete_request_store"] == "filesystem"
+    assert compactor["working_directory"].startswith("/loki")
+
+
+def test_loki_retention_follows_env():
+    assert loki({"LOKI_RETENTION": "720h"})["limits_config"]["retention_period"] == "720h"
+
+
+def test_duration_parser_rejects_garbage():
+    with pytest.raises(AssertionError):
+        _duration_hours("${LOKI_RETENTION:-168h}")
+
+
+# ------------------------------------------------------------------ Alloy
+
+
+def strip_comments(src: str) -> str:
+    """Remove // and /* */ comments outside string literals, keeping offsets' lines."""
+    out, i, n = [], 0, len(src)
+    while i < n:
+        c = src[i]
+        if c == '"' or c == "`":
+            j = i + 1
+            while j < n and src[j] != c:
+                j += 2 if (c == '"' and src[j] == "\\") else 1
+            out.append(src[i : j + 1])
+            i = j + 1
+        elif src.startswith("//", i):
+            j = src.find("\n", i)
+            i = n if j < 0 else j
+        elif src.startswith("/*", i):
+            j = src.find("*/", i + 2)
+            assert j >= 0, "unterminated block comment"
+            out.append("\n" * src.count("\n", i, j))
+            i = j + 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def matching_brace(src: str, open_at: int) -> int:
+    depth, i = 0, open_at
+    while i < len(src):
+        c = src[i]
+        if c == '"':
+            i += 1
+            while src[i] != '"':
+                i += 2 if src[i] == "\\" else 1
+        elif c in "{[(":
+            depth += 1
+        elif c in "}])":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise AssertionError(f"unbalanced brace opened at offset {open_at}")
+
+
+_BLOCK = re.compile(r'(?m)^\s*([a-z_][\w.]*)\s*(?:"([^"]*)")?\s*\{')
+
+
+def blocks(src: str, depth_limit: int = 0) -> list[tuple[str, str | None, str]]:
+    """Top-level blocks (name, label, body) of an Alloy source without comments."""
+    found, pos = [], 0
+    while True:
+        m = _BLOCK.search(src, pos)
+        if not m:
+            return found
+        end = matching_brace(src, m.end() - 1)
+        found.append((m.group(1), m.group(2), src[m.end() : end]))
+        pos = end + 1
+
+
+def inner_blocks(body: str, name: str) -> list[str]:
+    return [b for n, _, b in blocks(body) if n == name]
+
+
+def map_keys(body: str, attr: str) -> set[str]:
+    m = re.search(rf"\b{attr}\s*=\s*\{{", body)
+    assert m, f"no `{attr} = {{...}}` in block"
+    inner = body[m.end() : matching_brace(body, m.end() - 1)]
+    return set(re.findall(r'(?m)^\s*"?([\w.]+)"?\s*=', inner))
+
+
+@pytest.fixture(scope="module")
+def alloy_src() -> str:
+    return strip_comments(ALLOY_CONFIG.read_text())
+
+
+@pytest.fixture(scope="module")
+def alloy_blocks(alloy_src):
+    return blocks(alloy_src)
+
+
+def test_alloy_braces_balanced(alloy_src):
+    depth, i = 0, 0
+    while i < len(alloy_src):
+        c = alloy_src[i]
+        if c == '"':
+            i += 1
+            while alloy_src[i] != '"':
+                i += 2 if alloy_src[i] == "\\" else 1
+        elif c in "{[(":
+            depth += 1
+        elif c in "}])":
+            depth -= 1
+            assert depth >= 0, f"unbalanced closing bracket at offset {i}"
+        i += 1
+    assert depth == 0
+
+
+def test_alloy_components_and_references(alloy_src, alloy_blocks):
+    defined = {(n, l) for n, l, _ in alloy_blocks}
+    names = {n for n, _ in defined}
+    for required in ("local.file_match", "loki.source.file", "loki.process", "loki.write"):
+        assert required in names, required
+    refs = re.findall(r"\b(local\.file_match|loki\.process|loki\.write)\.(\w+)\.(targets|receiver)\b", alloy_src)
+    assert refs
+    for comp, label, _ in refs:
+        assert (comp, label) in defined, f"reference to undefined component {comp} \"{label}\""
+    # every component's output is consumed (no dangling pipeline)
+    for comp, label in defined:
+        if comp in {"local.file_match", "loki.process", "loki.write"}:
+            assert re.search(rf"\b{re.escape(comp)}\.{label}\.(targets|receiver)\b", alloy_src), f"{comp} {label} unused"
+
+
+def test_alloy_paths_and_urls_from_env(alloy_src, alloy_blocks):
+    assert 'coalesce(sys.env("LOG_DIR"), "/var/log/stack")' in alloy_src
+    assert 'coalesce(sys.env("LOKI_URL"), "http://loki:3100/loki/api/v1/push")' in alloy_src
+    assert 'coalesce(sys.env("STACK_ENV"), "local")' in alloy_src
+    globs = re.findall(r'"__path__"\s*=\s*string\.format\("%s(/[^"]+)"', alloy_src)
+    assert sorted(globs) == ["/nginx/access.log", "/uwsgi/*.log"], globs
+    assert not re.search(r'"/var/log/stack/', alloy_src), "hard-coded log path (must come from LOG_DIR)"
+    writes = [b for n, _, b in alloy_blocks if n == "loki.write"]
+    assert writes and all("sys.env(\"LOKI_URL\")" in b for b in writes)
+
+
+def test_alloy_timestamps(alloy_blocks):
+    stamps = {}
+    for n, label, body in alloy_blocks:
+        if n == "loki.process":
+            for ts in inner_blocks(body, "stage.timestamp"):
+                src = re.search(r'source\s*=\s*"(\w+)"', ts).group(1)
+                fmt = re.search(r'format\s*=\s*"(\w+)"', ts).group(1)
+                stamps[src] = fmt
+    assert stamps == {"msec": "Unix", "start_us": "UnixUs", "time_us": "UnixUs"}
+
+
+def _process_stage_keys(alloy_blocks, stage: str, attr: str = "values") -> set[str]:
+    keys: set[str] = set()
+    for n, _, body in alloy_blocks:
+        if n == "loki.process":
+            for st in inner_blocks(body, stage):
+                keys |= map_keys(st, attr)
+    return keys
+
+
+def test_alloy_labels_low_cardinality(alloy_blocks):
+    labels = _process_stage_keys(alloy_blocks, "stage.labels") | _process_stage_keys(alloy_blocks, "stage.static_labels")
+    assert labels == {"service_name", "layer", "instance", "env"}, labels
+    assert "request_id" not in labels
+
+
+def test_alloy_request_id_is_structured_metadata(alloy_blocks):
+    sm = _process_stage_keys(alloy_blocks, "stage.structured_metadata")
+    assert {"request_id", "method", "status"} <= sm, sm
+    extracted = _process_stage_keys(alloy_blocks, "stage.json", "expressions")
+    assert {"request_id", "layer", "instance", "msec", "start_us", "time_us"} <= extracted
+
+
+def test_alloy_does_not_tail_app_logs(alloy_src):
+    # the app ships its own logs to Loki; tailing ${LOG_DIR}/app too would duplicate them
+    assert "/app/" not in alloy_src
+
+
+def test_alloy_parser_negative_control():
+    """The checks above must be able to see request_id used as a label."""
+    bad = strip_comments(
+        'loki.process "x" {\n  forward_to = []\n  // stage.labels { values = { fake = "" } }\n'
+        '  stage.labels {\n    values = {\n      request_id = "",\n      layer = "",\n    }\n  }\n}\n'
+    )
+    keys = _process_stage_keys(blocks(bad), "stage.labels")
+    assert keys == {"request_id", "layer"}
+    with pytest.raises(AssertionError):
+        blocks('loki.write "x" {\n  endpoint {\n    url = "a"\n}\n')
