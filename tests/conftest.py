@@ -35,3 +35,15 @@ def log_lines(app):
         return [line for line in lines if event is None or line.get("event") == event]
 
     return read
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A real nginx + 2 uWSGI stack started with ./stack up -d, stopped after the module."""
+    from tests.stack_runner import start_stack, stop_stack
+
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield running
+    finally:
+        stop_stack(running)

@@ -1,0 +1,136 @@
+"""Starts a real stack (nginx + uWSGI through ./stack) on a free port in private folders.
+
+Used by the integration and browser tests. Each stack gets its own HTTP port, LOG_DIR,
+DATA_DIR and RUN_DIR, so several can run side by side; teardown stops it with
+``./stack down`` and then makes sure, by PID, that nothing it started is left.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK = ROOT / "stack"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict
+    body: bytes
+
+
+@dataclass
+class RunningStack:
+    env: dict
+    base: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.env["LOG_DIR"])
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.env["RUN_DIR"])
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(STACK), *args], env=self.env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"./stack {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def request(self, path: str, method: str = "GET", headers: dict | None = None,
+                body: bytes | None = None, timeout: float = 10) -> Response:
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return Response(resp.status, dict(resp.headers), resp.read())
+        except urllib.error.HTTPError as exc:
+            return Response(exc.code, dict(exc.headers), exc.read())
+
+    def status(self) -> dict:
+        return json.loads(self.run("status", "--json", check=False).stdout)
+
+    def lines(self, layer: str, instance: str | None = None) -> list[str]:
+        """Raw lines of a layer's log files (all instances unless one is named)."""
+        if layer == "nginx":
+            files = [self.log_dir / "nginx" / "access.log"]
+        else:
+            files = sorted((self.log_dir / layer).glob(f"{instance or '*'}.log"))
+        out = []
+        for f in files:
+            if f.exists():
+                out += f.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+        return out
+
+    def records(self, layer: str, instance: str | None = None) -> list[dict]:
+        """Every line parsed strictly as JSON (a bad line fails the test)."""
+        return [json.loads(line) for line in self.lines(layer, instance)]
+
+    def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def pids(self) -> list[int]:
+        pids = []
+        for name in ["supervisord.pid", "nginx.pid"]:
+            try:
+                pids.append(int((self.run_dir / name).read_text()))
+            except (OSError, ValueError):
+                pass
+        return pids
+
+
+def start_stack(base: Path, **extra_env: str) -> RunningStack:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HTTP_PORT": str(port),
+        "HTTP_ADDR": "127.0.0.1",
+        "LOG_DIR": str(base / "log"),
+        "DATA_DIR": str(base / "data"),
+        "RUN_DIR": str(base / "run"),
+        "APP_INSTANCES": "2",
+        **extra_env,
+    }
+    env.pop("LOKI_URL", None) if "LOKI_URL" not in extra_env else None
+    stack = RunningStack(env=env, base=base, port=port)
+    stack.run("up", "-d", timeout=180)
+    return stack
+
+
+def stop_stack(stack: RunningStack) -> None:
+    """./stack down, then SIGKILL by PID whatever of ours is still alive."""
+    survivors = stack.pids() + [p["pid"] for p in stack.status().get("processes", []) if p.get("pid")]
+    stack.run("down", check=False, timeout=90)
+    for pid in survivors:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
