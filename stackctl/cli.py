@@ -79,6 +79,11 @@ def _failed_programs(s: Settings) -> list[dict]:
     return [p for p in processes(s.run_dir) if p["statename"] in ("FATAL", "BACKOFF", "EXITED")]
 
 
+def _all_running(s: Settings) -> bool:
+    # supervisord calls a program RUNNING once it has stayed up for its startsecs
+    return all(p["statename"] == "RUNNING" for p in processes(s.run_dir))
+
+
 def _explain_failure(s: Settings, program: dict) -> str:
     name = program["name"]
     lines = [f"{name} is {program['statename']}: {program.get('spawnerr') or program.get('description')}"]
@@ -115,7 +120,7 @@ def start(s: Settings) -> None:
                 message = "\n".join(_explain_failure(s, p) for p in failed)
                 stop(s, quiet=True)
                 raise StackError("the stack failed to start:\n" + message)
-        if _get(url) == 200:
+        if _get(url) == 200 and _all_running(s):
             say(f"ready: {s.base_url}/pc-builder-app/main")
             return
         time.sleep(0.5)
@@ -239,6 +244,24 @@ def cmd_logs(s: Settings, args) -> int:
     return 0
 
 
+# --- trace ----------------------------------------------------------------------------
+
+def cmd_trace(s: Settings, args) -> int:
+    from . import trace
+
+    if (args.request_id is None) == (not args.last):
+        raise StackError("give a request id or --last (not both)")
+    try:
+        rid, records, where = trace.collect(None if args.last else args.request_id,
+                                            log_dir=s.log_dir, loki_url=s.loki_url,
+                                            since_s=args.since_hours * 3600)
+    except trace.TraceError as exc:
+        raise StackError(str(exc)) from None
+    result = trace.derive(records, rid)
+    print(trace.to_json(result) if args.json else trace.render(result, where))
+    return 0
+
+
 # --- entry point ----------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -256,6 +279,12 @@ def parser() -> argparse.ArgumentParser:
     lg.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
     lg.add_argument("--request", metavar="ID", help="only the lines of this request id")
     lg.set_defaults(func=cmd_logs)
+    tr = sub.add_parser("trace", help="the twelve steps of one request (Loki if LOKI_URL, else files)")
+    tr.add_argument("request_id", nargs="?", metavar="ID")
+    tr.add_argument("--last", action="store_true", help="trace the most recent request")
+    tr.add_argument("--json", action="store_true")
+    tr.add_argument("--since-hours", type=float, default=24.0, help="Loki search window (default 24)")
+    tr.set_defaults(func=cmd_trace)
     return p
 
 

@@ -14,6 +14,7 @@ from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .request_ids import is_valid, new_request_id
+from . import URL_PREFIX
 
 try:  # present only inside uWSGI
     import uwsgi  # type: ignore[import-not-found]
@@ -72,9 +73,10 @@ def _handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return exc
     log.exception("request.failed", error=type(exc).__name__)
-    if request.path.startswith(request.script_root + "/pc-builder-app/api"):
-        return {"error": "internal server error", "request_id": g.request_id}, 500
-    return render_template("500.html", request_id=g.request_id), 500
+    rid = g.get("request_id", "")
+    if request.path.startswith(URL_PREFIX + "/api"):
+        return {"error": "internal server error", "request_id": rid}, 500
+    return render_template("500.html", request_id=rid), 500
 
 
 def init_app(app: Flask) -> None:

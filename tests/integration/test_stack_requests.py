@@ -112,7 +112,7 @@ def test_static_assets_come_from_nginx_with_cache_headers_and_never_reach_uwsgi(
 
 async def _get(port: int, rid: str) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET /pc-builder-app/api/components/1 HTTP/1.1\r\nHost: t\r\nX-Request-ID: {rid}\r\n"
+    writer.write(f"GET /pc-builder-app/main HTTP/1.1\r\nHost: t\r\nX-Request-ID: {rid}\r\n"
                  "Connection: close\r\n\r\n".encode())
     await writer.drain()
     head = await reader.readline()

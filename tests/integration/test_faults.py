@@ -1,0 +1,103 @@
+"""Faults on a real stack: a uWSGI instance killed under load, a second stack beside the
+first, a port already taken."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.stack_runner import STACK, ROOT, free_port, start_stack, stop_stack
+
+pytestmark = pytest.mark.integration
+
+
+def _process(stack, name):
+    return next(p for p in stack.status()["processes"] if p["name"] == name)
+
+
+def test_killing_one_uwsgi_instance_during_a_stream_of_gets_fails_no_get(stack):
+    victim = _process(stack, "app1")
+    assert victim["state"] == "RUNNING" and victim["health"] == "ready"
+    results, stop = [], threading.Event()
+
+    def stream():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            req = urllib.request.Request(stack.url + "/pc-builder-app/main",
+                                         headers={"X-Request-ID": f"kill-stream-{n:06d}"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    results.append(resp.status)
+            except urllib.error.HTTPError as exc:
+                results.append(exc.code)
+            except OSError as exc:
+                results.append(repr(exc))
+            time.sleep(0.01)
+
+    workers = [threading.Thread(target=stream) for _ in range(3)]
+    for w in workers:
+        w.start()
+    time.sleep(1.0)
+    os.kill(victim["pid"], signal.SIGKILL)
+    time.sleep(3.0)
+    stop.set()
+    for w in workers:
+        w.join()
+
+    assert len(results) > 50
+    assert [r for r in results if r != 200] == []
+    # supervisord brought the instance back by itself, under a new PID
+    back = stack.wait_for(lambda: (p := _process(stack, "app1"))["health"] == "ready" and p, timeout=30,
+                          what="app1 back and ready")
+    assert back["pid"] != victim["pid"]
+    served = {r["instance"] for r in stack.records("uwsgi") if r.get("request_id", "").startswith("kill-stream")}
+    assert "app2" in served
+
+
+def test_a_second_stack_runs_beside_the_first(stack, tmp_path):
+    second = start_stack(tmp_path)
+    try:
+        assert second.port != stack.port
+        rid = "second-stack-0001"
+        assert second.request("/pc-builder-app/main", headers={"X-Request-ID": rid}).status == 200
+        assert stack.request("/pc-builder-app/main").status == 200
+        second.wait_for(lambda: any(r["request_id"] == rid for r in second.records("nginx")), what="line")
+        assert not any(r["request_id"] == rid for r in stack.records("nginx"))
+    finally:
+        stop_stack(second)
+    assert second.status()["running"] is False
+    assert stack.status()["running"] is True
+
+
+def test_up_refuses_a_port_that_is_taken_with_a_clear_error(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "HTTP_PORT": str(port), "LOG_DIR": str(tmp_path / "log"),
+               "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run")}
+        result = subprocess.run([str(STACK), "up", "-d"], env=env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"127.0.0.1:{port}" in result.stderr and "HTTP_PORT" in result.stderr
+    assert not (tmp_path / "run" / "supervisord.pid").exists()
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("HTTP_PORT", "eighty", "HTTP_PORT='eighty' is not a whole number"),
+    ("APP_INSTANCES", "0", "APP_INSTANCES=0 is out of range"),
+])
+def test_up_rejects_bad_settings_clearly(tmp_path, name, value, message):
+    env = {**os.environ, "HTTP_PORT": str(free_port()), "RUN_DIR": str(tmp_path / "run"), name: value}
+    result = subprocess.run([str(STACK), "up", "-d"], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert message in result.stderr
