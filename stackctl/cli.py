@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -47,13 +48,26 @@ def _preflight(s: Settings) -> None:
     longest = str(s.socket_path(s.instances[-1]))
     if len(longest.encode()) > 100:
         raise StackError(f"RUN_DIR is too long for a unix socket path ({longest}); use a shorter one")
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((s.http_addr, s.http_port))
-        except OSError as exc:
-            raise StackError(f"cannot use {s.http_addr}:{s.http_port} ({exc.strerror});"
-                             " is something else listening? set HTTP_PORT") from None
+    if s.http_port == s.https_port:
+        raise StackError(f"HTTP_PORT and HTTPS_PORT are both {s.http_port}; pick two ports")
+    for port, name in ((s.http_port, "HTTP_PORT"), (s.https_port, "HTTPS_PORT")):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((s.http_addr, port))
+            except OSError as exc:
+                raise StackError(f"cannot use {s.http_addr}:{port} ({exc.strerror});"
+                                 f" is something else listening? set {name}") from None
+
+
+def _ensure_certificate(s: Settings) -> None:
+    env = {**os.environ, "TLS_CERT": str(s.tls_cert), "TLS_KEY": str(s.tls_key)}
+    result = subprocess.run(["sh", str(render.TLS_CERT_SCRIPT)], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"no TLS certificate at {s.tls_cert} and generating one failed"
+                         f" (is openssl installed?):\n{result.stderr.strip()}")
+    if result.stdout.strip():
+        say(f"generated a self-signed TLS certificate: {s.tls_cert}")
 
 
 def _nginx_test(s: Settings) -> None:
@@ -65,9 +79,15 @@ def _nginx_test(s: Settings) -> None:
         raise StackError("nginx rejects the rendered config:\n" + result.stderr.strip())
 
 
+# Probes go to our own NGINX, whose certificate may be the self-signed one.
+_PROBE_TLS = ssl.create_default_context()
+_PROBE_TLS.check_hostname = False
+_PROBE_TLS.verify_mode = ssl.CERT_NONE
+
+
 def _get(url: str, timeout: float = 2.0) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout, context=_PROBE_TLS) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -100,6 +120,7 @@ def start(s: Settings) -> None:
     """Start supervisord (daemonized) and wait until readyz answers through NGINX."""
     _preflight(s)
     render.write_all(s)
+    _ensure_certificate(s)
     _nginx_test(s)
     say(f"starting nginx and {s.app_instances} uWSGI instance(s); logs in {s.log_dir}")
     conf = s.run_dir / "supervisord.conf"

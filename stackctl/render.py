@@ -15,6 +15,8 @@ NGINX_TEMPLATE = ROOT / "nginx" / "nginx.conf.template"
 UWSGI_INI = ROOT / "service" / "uwsgi.ini"
 STATIC_DIR = ROOT / "service" / "pcbuilder" / "static"
 ERROR_PAGES_DIR = ROOT / "nginx" / "errors"
+# The nginx image runs this before NGINX starts; ./stack runs the same script.
+TLS_CERT_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "20-tls-cert.sh"
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
@@ -33,6 +35,11 @@ def nginx_values(s: Settings) -> dict[str, str]:
     return {
         "HTTP_ADDR": s.http_addr,
         "HTTP_PORT": str(s.http_port),
+        "HTTPS_PORT": str(s.https_port),
+        "HTTPS_REDIRECT": "on" if s.https_redirect else "off",
+        "HTTPS_REDIRECT_PORT": str(s.https_port),
+        "TLS_CERT": str(s.tls_cert),
+        "TLS_KEY": str(s.tls_key),
         "LOG_DIR": str(s.log_dir),
         "STATIC_DIR": str(STATIC_DIR),
         "ERROR_PAGES_DIR": str(ERROR_PAGES_DIR),

@@ -37,6 +37,10 @@ def _path(env, name: str, default: Path) -> Path:
 class Settings:
     http_addr: str
     http_port: int
+    https_port: int
+    https_redirect: bool
+    tls_cert: Path
+    tls_key: Path
     app_instances: int
     uwsgi_processes: int
     uwsgi_threads: int
@@ -58,6 +62,10 @@ class Settings:
         return cls(
             http_addr=env.get("HTTP_ADDR", "").strip() or "127.0.0.1",
             http_port=_int(env, "HTTP_PORT", 8080, 1, 65535),
+            https_port=_int(env, "HTTPS_PORT", 8443, 1, 65535),
+            https_redirect=env.get("HTTPS_REDIRECT", "").strip().lower() in ("on", "1", "true", "yes"),
+            tls_cert=_path(env, "TLS_CERT", _path(env, "DATA_DIR", var / "data") / "tls" / "cert.pem"),
+            tls_key=_path(env, "TLS_KEY", _path(env, "DATA_DIR", var / "data") / "tls" / "key.pem"),
             app_instances=_int(env, "APP_INSTANCES", 2, 1, 32),
             uwsgi_processes=_int(env, "UWSGI_PROCESSES", 2, 1, 64),
             uwsgi_threads=_int(env, "UWSGI_THREADS", 4, 1, 64),
@@ -81,6 +89,8 @@ class Settings:
     @property
     def base_url(self) -> str:
         host = "127.0.0.1" if self.http_addr in ("0.0.0.0", "") else self.http_addr
+        if self.https_redirect:
+            return f"https://{host}:{self.https_port}"
         return f"http://{host}:{self.http_port}"
 
 

@@ -45,6 +45,10 @@ class RunningStack:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.env['HTTPS_PORT']}"
+
+    @property
     def log_dir(self) -> Path:
         return Path(self.env["LOG_DIR"])
 
@@ -112,6 +116,7 @@ def start_stack(base: Path, **extra_env: str) -> RunningStack:
     env = {
         **os.environ,
         "HTTP_PORT": str(port),
+        "HTTPS_PORT": str(free_port()),
         "HTTP_ADDR": "127.0.0.1",
         "LOG_DIR": str(base / "log"),
         "DATA_DIR": str(base / "data"),

@@ -119,12 +119,13 @@ def test_loki_port_override_publishes_on_loopback(tmp_path):
 def test_host_ports_follow_env(tmp_path):
     res = run_compose(
         "config", "--format", "json",
-        env=clean_env(GRAFANA_ADMIN_PASSWORD=PASSWORD, HTTP_PORT="18080", GRAFANA_PORT="13000"),
+        env=clean_env(GRAFANA_ADMIN_PASSWORD=PASSWORD, HTTP_PORT="18080", HTTPS_PORT="18443",
+                      GRAFANA_PORT="13000"),
         tmp_path=tmp_path,
     )
     assert res.returncode == 0, res.stderr
     services = json.loads(res.stdout)["services"]
-    assert [str(p["published"]) for p in services["nginx"]["ports"]] == ["18080"]
+    assert [str(p["published"]) for p in services["nginx"]["ports"]] == ["18080", "18443"]
     assert [str(p["published"]) for p in services["grafana"]["ports"]] == ["13000"]
 
 
@@ -143,7 +144,7 @@ def test_published_ports(config):
     def published(name):
         return {(str(p.get("published")), p["target"]) for p in services[name].get("ports", [])}
 
-    assert published("nginx") == {("8080", 8080)}
+    assert published("nginx") == {("8080", 8080), ("8443", 8443)}
     assert published("grafana") == {("3000", 3000)}
 
 

@@ -51,8 +51,10 @@ def text() -> str:
     return DOCKERFILE.read_text()
 
 
-def test_hadolint_clean():
-    code, findings = hadolint(DOCKERFILE)
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, REPO_ROOT / "nginx" / "Dockerfile"],
+                         ids=["app", "nginx"])
+def test_hadolint_clean(dockerfile):
+    code, findings = hadolint(dockerfile)
     assert findings == [], "\n".join(f"{f['line']}: {f['code']} {f['message']}" for f in findings)
     assert code == 0
 

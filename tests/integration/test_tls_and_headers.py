@@ -1,0 +1,106 @@
+"""HTTPS (Mozilla intermediate, self-signed on first start), security headers, rate limits."""
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.stack_runner import start_stack, stop_stack
+
+pytestmark = pytest.mark.integration
+
+
+def tls_context(version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # self-signed
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def https_get(stack, path: str, headers: dict | None = None):
+    req = urllib.request.Request(stack.https_url + path, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=10, context=tls_context()) as resp:
+        return resp.status, dict(resp.headers), resp.read()
+
+
+def test_https_serves_the_app_with_hsts_and_security_headers(stack):
+    rid = "tls-" + uuid.uuid4().hex
+    status, headers, body = https_get(stack, "/pc-builder-app/main", {"X-Request-ID": rid})
+    assert status == 200 and headers["X-Request-ID"] == rid
+    assert headers["Strict-Transport-Security"].startswith("max-age=")
+    csp = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert b"<script>" not in body and b" style=" not in body  # nothing the CSP would block
+
+
+def test_plain_http_has_the_headers_but_no_hsts(stack):
+    for path in ("/pc-builder-app/main", "/pc-builder-app/static/css/app.css", "/pc-builder-app/nope"):
+        resp = stack.request(path)
+        assert "Strict-Transport-Security" not in resp.headers, path
+        assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"], path
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_tls_1_2_and_1_3_are_accepted(stack, version):
+    port = int(stack.env["HTTPS_PORT"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with tls_context(version).wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+
+
+def test_tls_1_1_is_refused(stack):
+    port = int(stack.env["HTTPS_PORT"])
+    result = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_1"],
+                            input="", capture_output=True, text=True, timeout=20)
+    assert result.returncode != 0
+    assert "Cipher is (NONE)" in result.stdout or "alert" in (result.stdout + result.stderr).lower()
+
+
+def test_a_self_signed_certificate_was_generated_for_localhost(stack):
+    cert = stack.base / "data" / "tls" / "cert.pem"
+    text = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-text"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "DNS:localhost" in text and "IP Address:127.0.0.1" in text
+    assert oct((stack.base / "data" / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
+
+
+def test_api_rate_limit_answers_429_with_json_and_logs_it(stack):
+    def hit(i):
+        return stack.request("/pc-builder-app/api/components/1", headers={"X-Request-ID": f"rate-{i:05d}-x"})
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(hit, range(300)))
+    limited = [r for r in responses if r.status == 429]
+    assert limited, "300 quick API requests from one address never hit the limit"
+    assert all(r.status in (200, 429) for r in responses)
+    body = json.loads(limited[0].body)
+    assert body["error"] and body["request_id"] == limited[0].headers["X-Request-ID"]
+    assert limited[0].headers["Content-Type"] == "application/json"
+    logged = stack.wait_for(lambda: [r for r in stack.records("nginx") if r["status"] == 429], what="429 lines")
+    assert all(r["upstream_addr"] == "" for r in logged)
+
+
+def test_https_redirect_when_asked(tmp_path):
+    redirecting = start_stack(tmp_path, HTTPS_REDIRECT="on")
+    try:
+        conn = socket.create_connection(("127.0.0.1", redirecting.port), timeout=5)
+        conn.sendall(b"GET /pc-builder-app/main?x=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        head = conn.recv(4096).decode()
+        conn.close()
+        assert head.startswith("HTTP/1.1 308")
+        assert f"Location: https://localhost:{redirecting.env['HTTPS_PORT']}/pc-builder-app/main?x=1" in head
+        status, headers, _ = https_get(redirecting, "/pc-builder-app/main")
+        assert status == 200 and "Strict-Transport-Security" in headers
+    finally:
+        stop_stack(redirecting)
