@@ -201,6 +201,17 @@ def cmd_down(s: Settings, _args) -> int:
     return 0
 
 
+def cmd_reload(s: Settings, _args) -> int:
+    """Graceful reload of every uWSGI instance (SIGHUP: workers finish, then respawn)."""
+    if not supervisord_pid(s.run_dir):
+        raise StackError(f"no stack running from {s.run_dir}")
+    server = proxy(s.run_dir)
+    for name in s.instances:
+        server.signalProcess(name, "HUP")
+        say(f"{name}: graceful reload requested")
+    return 0
+
+
 # --- status ---------------------------------------------------------------------------
 
 def status_report(s: Settings) -> dict:
@@ -292,6 +303,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("-d", "--detach", action="store_true", help="return once ready")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the stack gracefully").set_defaults(func=cmd_down)
+    sub.add_parser("reload", help="gracefully reload the uWSGI instances").set_defaults(func=cmd_reload)
     st = sub.add_parser("status", help="each process, its PID and health")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)

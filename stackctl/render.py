@@ -41,6 +41,7 @@ def nginx_values(s: Settings) -> dict[str, str]:
         "TLS_CERT": str(s.tls_cert),
         "TLS_KEY": str(s.tls_key),
         "LOG_DIR": str(s.log_dir),
+        "NGINX_ACCESS_LOG": s.nginx_access_log or f"{s.log_dir}/nginx/access.log stack_json",
         "STATIC_DIR": str(STATIC_DIR),
         "ERROR_PAGES_DIR": str(ERROR_PAGES_DIR),
         "UPSTREAM_SERVERS": upstreams,

@@ -48,6 +48,7 @@ class Settings:
     data_dir: Path
     run_dir: Path
     loki_url: str
+    nginx_access_log: str
     stack_env: str
     start_timeout: int
     nginx_bin: str
@@ -73,6 +74,7 @@ class Settings:
             data_dir=_path(env, "DATA_DIR", var / "data"),
             run_dir=_path(env, "RUN_DIR", var / "run"),
             loki_url=env.get("LOKI_URL", "").strip(),
+            nginx_access_log=env.get("NGINX_ACCESS_LOG", "").strip(),
             stack_env=env.get("STACK_ENV", "").strip() or "local",
             start_timeout=_int(env, "STACK_START_TIMEOUT", 60, 1, 3600),
             nginx_bin=env.get("NGINX_BIN") or shutil.which("nginx") or "/usr/sbin/nginx",

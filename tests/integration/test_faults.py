@@ -101,3 +101,16 @@ def test_up_rejects_bad_settings_clearly(tmp_path, name, value, message):
                             timeout=60)
     assert result.returncode == 1
     assert message in result.stderr
+
+
+def test_reload_is_graceful_and_keeps_the_instances_serving(stack):
+    before = {p["name"]: p["pid"] for p in stack.status()["processes"]}
+    result = stack.run("reload")
+    assert "app1: graceful reload requested" in result.stdout
+    # uWSGI re-executes the master in place (same PID) and respawns the workers
+    stack.wait_for(lambda: any("gracefully (RE)spawned uWSGI master" in r.get("msg", "")
+                               for r in stack.records("uwsgi", "app1") if r["event"] == "uwsgi.server"),
+                   what="uWSGI reload message")
+    assert stack.request("/pc-builder-app/main").status == 200
+    after = {p["name"]: p["pid"] for p in stack.status()["processes"]}
+    assert after == before  # masters stay, only workers are recycled

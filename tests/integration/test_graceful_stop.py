@@ -1,0 +1,68 @@
+"""./stack down under load: requests in flight finish, no log line is cut short."""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+
+import pytest
+
+from tests.stack_runner import start_stack, stop_stack
+
+pytestmark = pytest.mark.integration
+
+
+def test_down_during_load_lets_in_flight_requests_finish(tmp_path):
+    stack = start_stack(tmp_path)
+    outcomes, stop = [], threading.Event()
+
+    def stream(worker: int):
+        n = 0
+        while not stop.is_set():
+            n += 1
+            conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+            try:
+                conn.request("GET", "/pc-builder-app/table", headers={"X-Request-ID": f"drain-{worker}-{n:05d}"})
+            except OSError as exc:  # not accepted any more: NGINX has closed its listener
+                outcomes.append(("refused", type(exc).__name__))
+                conn.close()
+                time.sleep(0.05)
+                continue
+            try:
+                resp = conn.getresponse()
+                body = resp.read()  # IncompleteRead if the response were cut
+                complete = resp.getheader("Content-Length") in (None, str(len(body)))
+                outcomes.append(("response", resp.status, complete))
+            except (ConnectionResetError, http.client.RemoteDisconnected) as exc:
+                # closed before any status line: queued but never accepted
+                outcomes.append(("refused", type(exc).__name__))
+            finally:
+                conn.close()
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        down = stack.run("down", timeout=90)
+        assert "stopped" in down.stdout
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        stop_stack(stack)
+
+    responses = [o for o in outcomes if o[0] == "response"]
+    assert len(responses) > 20
+    assert [o for o in responses if o[1] != 200 or not o[2]] == []
+    assert any(o[0] == "refused" for o in outcomes), "the stack never stopped accepting"
+    for path in [stack.log_dir / "nginx" / "access.log", *stack.log_dir.glob("uwsgi/*.log"),
+                 *stack.log_dir.glob("app/*.log")]:
+        data = path.read_bytes()
+        assert data.endswith(b"\n"), f"{path} ends with a cut line"
+        for line in data.splitlines():
+            json.loads(line)
+    served = {json.loads(l)["request_id"] for l in (stack.log_dir / "nginx" / "access.log").read_bytes().splitlines()}
+    assert sum(1 for rid in served if rid.startswith("drain-")) == len(responses)
