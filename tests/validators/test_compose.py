@@ -359,3 +359,10 @@ def test_env_example_documents_every_variable():
     assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
     # The required secret must be present but empty in the example.
     assert re.search(r"^GRAFANA_ADMIN_PASSWORD=\s*$", ENV_EXAMPLE.read_text(), re.M)
+
+
+def test_app_container_is_read_only_and_unprivileged(config):
+    app = config["services"]["app"]
+    assert app["read_only"] is True
+    assert "no-new-privileges:true" in app["security_opt"]
+    assert any(str(t).startswith("/tmp") for t in app["tmpfs"])
