@@ -16,6 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         DATABASE=os.environ.get("DATABASE_PATH") or os.path.join(data_dir, "pcbuilder.sqlite3"),
         INSTANCE_NAME=os.environ.get("INSTANCE", socket.gethostname()),
         APP_LOG_FILE=os.environ.get("APP_LOG_FILE") or None,
+        BROWSER_LOG_FILE=os.environ.get("BROWSER_LOG_FILE") or None,
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         # Bodies beyond this get a 413 before Flask reads them.
         MAX_CONTENT_LENGTH=int(os.environ.get("MAX_BODY_BYTES", 64 * 1024)),
@@ -26,15 +27,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import logging_config
 
     logging_config.configure_logging(
-        app.config["INSTANCE_NAME"], app.config["APP_LOG_FILE"], app.config["LOG_LEVEL"]
+        app.config["INSTANCE_NAME"], app.config["APP_LOG_FILE"], app.config["LOG_LEVEL"],
+        loki_url=app.config.get("LOKI_URL", os.environ.get("LOKI_URL", "")),
+        stack_env=app.config.get("STACK_ENV", os.environ.get("STACK_ENV") or "local"),
+        browser_log_file=app.config["BROWSER_LOG_FILE"],
     )
 
     from . import db, request_log
-    from .views import api, health, pages
+    from .views import api, health, pages, timing
 
     request_log.init_app(app)
     db.init_app(app)
     app.register_blueprint(pages.bp, url_prefix=URL_PREFIX)
     app.register_blueprint(api.bp, url_prefix=URL_PREFIX + "/api")
+    app.register_blueprint(timing.bp, url_prefix=URL_PREFIX + "/api")
     app.register_blueprint(health.bp, url_prefix=URL_PREFIX)
     return app

@@ -4,6 +4,10 @@ structlog builds the event (context variables, level, logger name) and hands it 
 the standard library as ``extra`` fields (``render_to_log_kwargs``); python-json-logger
 renders each record as one JSON object per line. Every stdlib logger (Flask, werkzeug,
 libraries) therefore ends up as JSON on the same stream.
+
+When ``LOKI_URL`` is set, the same records (and the same JSON line) are also shipped to
+Loki by :mod:`pcbuilder.loki_shipping` (bounded queue, sender started after fork); the
+local stream is unchanged either way.
 """
 from __future__ import annotations
 
@@ -20,6 +24,30 @@ _RENAME = {
     "exc_info": "traceback",
 }
 _HANDLER_NAME = "pcbuilder-local"
+#: The browser's navigation timings (steps 1 and 12), logged by the beacon endpoint.
+BROWSER_LOGGER = "pcbuilder.browser"
+_BROWSER_HANDLER_NAME = "pcbuilder-browser"
+
+#: Event keys that would clash with a LogRecord attribute (``makeRecord`` raises KeyError
+#: on ``extra={"name": ...}``) or overwrite one of the line's own fields.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime"}
+_LINE_FIELDS = frozenset({"time", "level", "logger", "pid", "layer", "instance", "traceback",
+                          "timestamp"})
+#: Passed by render_to_log_kwargs as logging keyword arguments, not as extra.
+_LOG_KWARGS = frozenset({"event", "exc_info", "stack_info", "stacklevel"})
+_RESERVED = (_RECORD_ATTRS | _LINE_FIELDS) - _LOG_KWARGS
+
+
+def rename_reserved_keys(_logger, _method, event_dict):
+    """structlog processor: ``name=...`` becomes ``name_=...`` (and so on) instead of a
+    KeyError at the call site or a forged ``level``/``instance`` in the line."""
+    for key in [k for k in event_dict if k in _RESERVED]:
+        new = key + "_"
+        while new in event_dict:
+            new += "_"
+        event_dict[new] = event_dict.pop(key)
+    return event_dict
 
 
 class AppendFileHandler(logging.Handler):
@@ -28,16 +56,21 @@ class AppendFileHandler(logging.Handler):
     Several uWSGI workers share one file per instance; one append-mode write per line
     keeps their lines whole, where a buffered text stream may split a long line
     (a traceback) into several writes that interleave with other processes.
+
+    The file is opened at the first line, so a stream that never logs (the browser
+    layer of an app that gets no beacon) creates no file.
     """
 
     def __init__(self, path: str):
         super().__init__()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd: int | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if self.fd is None:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
             while data:
                 data = data[os.write(self.fd, data):]
@@ -45,29 +78,48 @@ class AppendFileHandler(logging.Handler):
             self.handleError(record)
 
     def close(self) -> None:
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = None
         super().close()
 
 
-def json_formatter(instance: str) -> JsonFormatter:
+def json_formatter(instance: str, layer: str = "app") -> JsonFormatter:
     return JsonFormatter(
         "%(levelname)s %(name)s %(message)s %(process)d",
         rename_fields=_RENAME,
-        static_fields={"layer": "app", "instance": instance},
+        static_fields={"layer": layer, "instance": instance},
         timestamp="time",  # UTC, microseconds, ISO 8601
         json_ensure_ascii=True,  # any byte a client sends stays inside a JSON string
     )
 
 
-def configure_logging(instance: str, log_file: str | None = None, level: str = "INFO") -> None:
-    """Configure structlog + stdlib logging for this process; safe to call again."""
+def _replace_handler(logger: logging.Logger, name: str, handler: logging.Handler) -> None:
+    for old in [h for h in logger.handlers if h.get_name() == name]:
+        logger.removeHandler(old)
+        old.close()
+    handler.set_name(name)
+    logger.addHandler(handler)
+
+
+def configure_logging(instance: str, log_file: str | None = None, level: str = "INFO",
+                      loki_url: str | None = None, stack_env: str | None = None,
+                      browser_log_file: str | None = None) -> None:
+    """Configure structlog + stdlib logging for this process; safe to call again.
+
+    ``loki_url`` (default: ``$LOKI_URL``) non-empty also ships every record to Loki;
+    ``stack_env`` (default: ``$STACK_ENV`` or ``local``) is its ``env`` label.
+    ``browser_log_file`` receives the ``BROWSER_LOGGER`` lines (``layer: "browser"``):
+    the browser is another layer, so its lines stay off the app's stream.
+    """
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.filter_by_level,
+            rename_reserved_keys,
             structlog.stdlib.render_to_log_kwargs,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -76,13 +128,21 @@ def configure_logging(instance: str, log_file: str | None = None, level: str = "
     )
 
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
-        root.removeHandler(handler)
-        handler.close()
     handler = AppendFileHandler(log_file) if log_file else logging.StreamHandler(sys.stdout)
-    handler.set_name(_HANDLER_NAME)
     handler.setFormatter(json_formatter(instance))
-    root.addHandler(handler)
+    _replace_handler(root, _HANDLER_NAME, handler)
     root.setLevel(level.upper())
+
+    browser = logging.getLogger(BROWSER_LOGGER)
+    handler = AppendFileHandler(browser_log_file) if browser_log_file else logging.StreamHandler(sys.stdout)
+    handler.setFormatter(json_formatter(instance, layer="browser"))
+    _replace_handler(browser, _BROWSER_HANDLER_NAME, handler)
+    browser.setLevel(logging.INFO)
+    browser.propagate = False
     # werkzeug's own access log would duplicate request.finished
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    from . import loki_shipping
+
+    settings = loki_shipping.LokiSettings.from_env(instance, url=loki_url, stack_env=stack_env)
+    loki_shipping.configure(settings if settings.url else None, json_formatter(instance))

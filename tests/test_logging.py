@@ -1,0 +1,130 @@
+"""The app's local JSON log lines (pcbuilder.logging_config): fields, errors, hostile input."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import structlog
+
+from pcbuilder.logging_config import configure_logging
+
+BASE = "/pc-builder-app"
+TIME_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3,}(\+00:00|Z)")
+
+
+@pytest.fixture(autouse=True)
+def no_loki(monkeypatch):
+    monkeypatch.delenv("LOKI_URL", raising=False)
+
+
+@pytest.fixture
+def boom_app(app):
+    """The app with test-only routes that raise (registered before the first request)."""
+    def boom():
+        raise RuntimeError('kaputt "quoted"\nsecond line')
+
+    app.add_url_rule(f"{BASE}/test-boom", "test_boom", boom)
+    app.add_url_rule(f"{BASE}/api/test-boom", "test_api_boom", boom)
+    return app
+
+
+def raw_lines(app) -> list[bytes]:
+    with open(app.config["APP_LOG_FILE"], "rb") as f:
+        return f.read().splitlines()
+
+
+def test_line_fields_inside_and_outside_a_request(app, client, log_lines):
+    rid = "unit-fields-0001"
+    response = client.get(f"{BASE}/healthz", environ_overrides={"REQUEST_ID": rid})
+    assert response.status_code == 200 and response.headers["X-Request-ID"] == rid
+    structlog.get_logger("pcbuilder.unit").info("outside.request", answer=42)
+
+    started, finished = log_lines("request.started")[-1], log_lines("request.finished")[-1]
+    outside = log_lines("outside.request")[-1]
+    for line in (started, finished, outside):
+        assert TIME_MS.fullmatch(line["time"]), line["time"]
+        when = datetime.fromisoformat(line["time"].replace("Z", "+00:00"))
+        assert when.utcoffset() == timedelta(0)
+        assert abs(datetime.now(timezone.utc) - when) < timedelta(minutes=1)
+        assert line["level"] == "INFO"
+        assert line["layer"] == "app" and line["instance"] == "test"
+        assert line["pid"] == os.getpid()
+    assert started["logger"] == "pcbuilder.request" and started["request_id"] == rid
+    assert started["method"] == "GET" and started["path"] == f"{BASE}/healthz"
+    assert finished["request_id"] == rid and finished["status"] == 200
+    assert outside["logger"] == "pcbuilder.unit" and outside["answer"] == 42
+    assert "request_id" not in outside
+
+
+@pytest.mark.parametrize("path", ["/test-boom", "/api/test-boom"])
+def test_exception_is_logged_with_traceback_and_client_gets_clean_500(boom_app, log_lines, path):
+    client = boom_app.test_client()
+    rid = "unit-boom-0001"
+    response = client.get(BASE + path, environ_overrides={"REQUEST_ID": rid})
+    assert response.status_code == 500
+    assert response.headers["X-Request-ID"] == rid
+    body = response.get_data(as_text=True)
+    assert rid in body
+    assert "Traceback" not in body and "kaputt" not in body and "RuntimeError" not in body
+    if "/api/" in path:
+        assert response.get_json() == {"error": "internal server error", "request_id": rid}
+    failed = log_lines("request.failed")[-1]
+    assert failed["level"] == "ERROR" and failed["request_id"] == rid
+    assert failed["error"] == "RuntimeError"
+    assert failed["traceback"].startswith("Traceback (most recent call last)")
+    assert 'RuntimeError: kaputt "quoted"\nsecond line' in failed["traceback"]
+    assert log_lines("request.finished")[-1]["status"] == 500
+
+
+def test_hostile_values_stay_one_valid_json_line(app, client, log_lines):
+    hostile = 'q"uote\\ \n new"line\r\t \x00\x07\x1b[31m \udcff\ud800 é \u2028 }{"forged":1'
+    before = len(raw_lines(app))
+    structlog.get_logger("pcbuilder.unit").warning("hostile.value", value=hostile, **{"k\"ey\n": hostile})
+    lines = raw_lines(app)[before:]
+    assert len(lines) == 1
+    assert all(b < 0x80 for b in lines[0])  # ASCII only: no raw control byte or newline
+    parsed = json.loads(lines[0])
+    assert parsed["value"] == hostile and parsed['k"ey\n'] == hostile
+    assert "forged" not in parsed
+
+    # Invalid UTF-8 and control bytes as the WSGI server hands them over (latin-1 str).
+    raw_path = (BASE + "/no\"such\n\x01page/").encode() + b"\xc3\x28\xff"
+    before = len(raw_lines(app))
+    response = client.get("/", environ_overrides={
+        "PATH_INFO": raw_path.decode("latin-1"), "REQUEST_URI": raw_path.decode("latin-1")})
+    assert response.status_code == 404
+    lines = raw_lines(app)[before:]
+    records = [json.loads(line) for line in lines]  # every line is valid JSON
+    assert [r["event"] for r in records] == ["request.started", "request.finished"]
+    assert records[0]["path"].startswith(BASE + '/no"such\n\x01page/')
+    assert not any("forged" in r for r in records)
+
+
+def test_keys_named_like_logrecord_attributes_are_renamed_not_fatal(app, log_lines):
+    log = structlog.get_logger("pcbuilder.unit")
+    log.info("clashing.keys", name="n", args="a", message="m", module="mod", msg="x",
+             levelname="lv", level="forged", instance="forged", layer="forged", pid=1)
+    line = log_lines("clashing.keys")[-1]
+    assert line["name_"] == "n" and line["args_"] == "a" and line["message_"] == "m"
+    assert line["module_"] == "mod" and line["msg_"] == "x" and line["levelname_"] == "lv"
+    assert line["level"] == "INFO" and line["level_"] == "forged"
+    assert line["instance"] == "test" and line["instance_"] == "forged"
+    assert line["layer"] == "app" and line["pid"] == os.getpid() and line["pid_"] == 1
+    assert line["logger"] == "pcbuilder.unit"
+
+
+def test_configure_logging_twice_writes_each_line_once(app, log_lines):
+    path = app.config["APP_LOG_FILE"]
+    configure_logging("test", path, "INFO")
+    configure_logging("test", path, "INFO")
+    names = [h.get_name() for h in logging.getLogger().handlers]
+    assert names.count("pcbuilder-local") == 1
+    structlog.get_logger("pcbuilder.unit").info("only.once")
+    logging.getLogger("some.library").warning("stdlib %s", "too")
+    assert len(log_lines("only.once")) == 1
+    stdlib = log_lines("stdlib too")
+    assert len(stdlib) == 1 and stdlib[0]["logger"] == "some.library"
