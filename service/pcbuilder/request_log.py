@@ -44,6 +44,10 @@ def _begin_request() -> None:
     g.request_started = time.perf_counter()
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
+    # W3C trace context, validated by NGINX (empty when absent or malformed).
+    traceparent = request.environ.get("TRACEPARENT")
+    if traceparent:
+        structlog.contextvars.bind_contextvars(traceparent=traceparent)
     if uwsgi is not None:
         uwsgi.set_logvar("rid", rid)
         uwsgi.set_logvar("uri_json", uri_for_log(request.environ))

@@ -215,7 +215,7 @@ def test_alloy_paths_and_urls_from_env(alloy_src, alloy_blocks):
     assert 'coalesce(sys.env("LOKI_URL"), "http://loki:3100/loki/api/v1/push")' in alloy_src
     assert 'coalesce(sys.env("STACK_ENV"), "local")' in alloy_src
     globs = re.findall(r'"__path__"\s*=\s*string\.format\("%s(/[^"]+)"', alloy_src)
-    assert sorted(globs) == ["/nginx/access.log", "/uwsgi/*.log"], globs
+    assert sorted(globs) == ["/browser/*.log", "/nginx/access.log", "/uwsgi/*.log"], globs
     assert not re.search(r'"/var/log/stack/', alloy_src), "hard-coded log path (must come from LOG_DIR)"
     writes = [b for n, _, b in alloy_blocks if n == "loki.write"]
     assert writes and all("sys.env(\"LOKI_URL\")" in b for b in writes)
@@ -229,7 +229,7 @@ def test_alloy_timestamps(alloy_blocks):
                 src = re.search(r'source\s*=\s*"(\w+)"', ts).group(1)
                 fmt = re.search(r'format\s*=\s*"(\w+)"', ts).group(1)
                 stamps[src] = fmt
-    assert stamps == {"msec": "Unix", "start_us": "UnixUs", "time_us": "UnixUs"}
+    assert stamps == {"msec": "Unix", "start_us": "UnixUs", "time_us": "UnixUs", "time": "RFC3339Nano"}
 
 
 def _process_stage_keys(alloy_blocks, stage: str, attr: str = "values") -> set[str]:

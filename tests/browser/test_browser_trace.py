@@ -1,0 +1,99 @@
+"""A real browser (Debian's Chromium, driven by Playwright) against ./stack up -d.
+
+Opens /main, clicks through to /table, reads the navigation's X-Request-ID, waits for the
+page's Navigation Timing beacon, and checks that ``./stack trace <id> --json`` has all
+twelve steps in a consistent order.
+
+Clock skew: Chromium runs on the same host, but Navigation Timing times are
+``performance.timeOrigin`` (taken from the wall clock once per page, then advanced by a
+monotonic clock) plus offsets rounded to 0.1 ms, so they can disagree with the server's
+wall clock by a little. ``trace`` uses them as they are when they already bracket NGINX's
+window (requestStart <= NGINX received and responseEnd >= NGINX sent); otherwise it
+shifts them by the NTP-style offset that centres the browser's requestStart..responseEnd
+on NGINX's received..sent, and reports that skew. The order is then checked on the
+aligned times, allowing each layer its clock resolution (NGINX 1 ms, browser 0.1 ms).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+SLACK_S = {"nginx": 0.001, "uwsgi": 1e-6, "app": 1e-6, "browser": 1e-4}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        main = page.goto(stack.url + "/pc-builder-app/main")
+        assert main.status == 200
+        page.wait_for_load_state("load")
+        with page.expect_navigation() as navigation:
+            page.click("nav.site-nav a[href='/pc-builder-app/table']")
+        response = navigation.value
+        assert response.status == 200 and response.url.endswith("/pc-builder-app/table")
+        rid = response.headers["x-request-id"]
+        assert page.locator('meta[name="request-id"]').get_attribute("content") == rid
+        page.wait_for_load_state("load")
+
+        # The page really rendered the catalogue.
+        rows = page.locator("#components-table tr.component-row")
+        assert rows.count() == 58
+        assert page.locator("footer code").inner_text() == rid
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "table.png"), full_page=True)
+        assert (ARTIFACTS / "table.png").stat().st_size > 10_000
+
+        beacon = stack.wait_for(
+            lambda: next((r for r in stack.records("browser") if r.get("request_id") == rid), None),
+            timeout=15, what=f"the browser.timing beacon of {rid}")
+    finally:
+        context.close()
+
+    assert beacon["layer"] == "browser" and beacon["page"] == "/pc-builder-app/table"
+    assert beacon["beacon_request_id"] != rid
+    assert beacon["loadEventEnd"] >= beacon["domContentLoadedEventEnd"] >= beacon["responseEnd"] > 0
+
+    stack.wait_for(lambda: any(r.get("request_id") == rid for r in stack.records("uwsgi")),
+                   what="the uWSGI line")
+    result = stack.run("trace", rid, "--json")
+    data = json.loads(result.stdout)
+    steps = {s["number"]: s for s in data["steps"]}
+    assert list(steps) == list(range(1, 13)) and data["missing"] == [], data["missing"]
+    assert steps[1]["layer"] == steps[12]["layer"] == "browser"
+    assert steps[1]["source"] == steps[12]["source"] == "measured"
+    assert data["browser_skew_ms"] is not None
+
+    # client send <= NGINX receive <= uWSGI start <= Flask start <= Flask end <= uWSGI end
+    # <= NGINX end <= client receive, on the aligned browser times.
+    chain = [1, 2, 4, 5, 7, 9, 11, 12]
+    for a, b in zip(chain, chain[1:]):
+        slack = SLACK_S[steps[a]["layer"]] + SLACK_S[steps[b]["layer"]]
+        assert steps[a]["time"] <= steps[b]["time"] + slack, (a, b, steps[a], steps[b])
+    assert data["order"] == {"chain": chain, "consistent": True, "violations": []}
+    assert steps[12]["load_end"] >= steps[12]["dom_content_loaded"] >= steps[12]["time"]
+
+    human = stack.run("trace", rid).stdout
+    assert "client sends the request" in human and "MISSING" not in human
+    print(human)  # shown with -s: a real example for the README

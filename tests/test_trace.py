@@ -1,0 +1,388 @@
+"""Step derivation of ``./stack trace`` from recorded log lines (no stack needed).
+
+The lines below were recorded from a real ``./stack up -d`` with Chromium (ids shortened
+by hand where a test needs another request); each test edits a copy.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from stackctl import cli, trace
+
+RID = "a310ca5e3dcafc51182502e8247d2696"
+NGINX = {"time": "2026-11-24T22:15:33+00:00", "msec": 1795558533.341, "layer": "nginx", "instance": "vm",
+         "event": "nginx.access", "request_id": RID, "remote_addr": "127.0.0.1", "method": "GET",
+         "uri": "/pc-builder-app/table", "status": 200, "bytes_sent": 3960, "referer": "", "user_agent": "x",
+         "request_time": 0.075, "upstream_addr": "unix:/tmp/trdev/run/app1.sock", "upstream_status": "200",
+         "upstream_connect_time": "0.000", "upstream_header_time": "0.075",
+         "upstream_response_time": "0.075", "traceparent": ""}
+UWSGI = {"layer": "uwsgi", "instance": "app1", "event": "uwsgi.request", "request_id": RID, "method": "GET",
+         "uri": "/pc-builder-app/table", "status": 200, "size": 17656, "start_us": 1795558533267115,
+         "duration_us": 74971, "pid": 695, "worker": 2}
+APP = [
+    {"level": "INFO", "logger": "pcbuilder.request", "event": "request.started", "pid": 695, "layer": "app",
+     "instance": "app1", "method": "GET", "path": "/pc-builder-app/table", "request_id": RID,
+     "time": "2026-11-24T22:15:33.267626+00:00"},
+    {"level": "INFO", "logger": "pcbuilder.db", "event": "db.query", "pid": 695, "layer": "app",
+     "instance": "app1", "sql": "SELECT ...", "duration_ms": 5.23, "rows": 58, "request_id": RID,
+     "time": "2026-11-24T22:15:33.274944+00:00"},
+    {"level": "INFO", "logger": "pcbuilder.pages", "event": "components.retrieved", "pid": 695, "layer": "app",
+     "instance": "app1", "count": 58, "request_id": RID, "time": "2026-11-24T22:15:33.275571+00:00"},
+    {"level": "INFO", "logger": "pcbuilder.request", "event": "request.finished", "pid": 695, "layer": "app",
+     "instance": "app1", "method": "GET", "path": "/pc-builder-app/table", "status": 200, "bytes": 17526,
+     "duration_ms": 73.73, "request_id": RID, "time": "2026-11-24T22:15:33.341316+00:00"},
+]
+BROWSER = {"level": "INFO", "logger": "pcbuilder.browser", "event": "browser.timing", "pid": 686,
+           "layer": "browser", "instance": "app2", "request_id": RID, "page": "/pc-builder-app/table",
+           "timeOrigin": 1795558533252.2, "requestStart": 11.2, "responseStart": 90.3, "responseEnd": 93.9,
+           "domContentLoadedEventEnd": 123.8, "loadEventEnd": 143.8,
+           "beacon_request_id": "d63d675cdfbd1aa9fd13a6bb1841745b", "time": "2026-11-24T22:15:33.419501+00:00"}
+OTHER = {**NGINX, "request_id": "someone-else-0001", "msec": 1795558534.0}
+
+
+def recorded():
+    return copy.deepcopy([NGINX, UWSGI, *APP, BROWSER, OTHER])
+
+
+def by_number(result):
+    return {s["number"]: s for s in result["steps"]}
+
+
+def hop(result, prefix):
+    return next(h for h in result["hops"] if h["name"].startswith(prefix))
+
+
+def test_all_twelve_steps_from_a_real_request():
+    result = trace.derive(recorded(), RID)
+    steps = by_number(result)
+    assert list(steps) == list(range(1, 13)) and result["missing"] == []
+    assert result["records"] == 7  # the other request's line is not used
+    # Sources: clock readings are measured, computed times are derived.
+    assert {n for n, s in steps.items() if s["source"] == "measured"} == {1, 4, 5, 7, 11, 12}
+    assert {n for n, s in steps.items() if s["source"] == "derived"} == {2, 3, 6, 8, 9, 10}
+    assert steps[2]["time"] == pytest.approx(1795558533.341 - 0.075)
+    assert steps[4]["time"] == pytest.approx(1795558533.267115)
+    # uWSGI logged its end 1.086 ms after NGINX's msec (see the next test): step 9 is
+    # bounded by NGINX's upstream-done time, never before Flask's end.
+    assert steps[9]["time"] == pytest.approx(max(steps[10]["time"], steps[8]["time"]))
+    assert steps[9]["uwsgi_logged_end"] == pytest.approx(1795558533.267115 + 0.074971)
+    assert steps[10]["time"] == pytest.approx(steps[2]["time"] + 0.075)
+    assert steps[3]["upstream"] == "app1" and steps[3]["retry"] is False
+    assert steps[6]["db_queries"] == 1 and steps[6]["db_ms"] == 5.23
+    assert steps[1]["offset_ms"] == 0.0
+    assert steps[11]["offset_ms"] == pytest.approx((1795558533.341 - 1795558533.2634) * 1000, abs=0.01)
+    assert result["order"]["consistent"] and result["order"]["chain"] == [1, 2, 4, 5, 7, 9, 11, 12]
+    assert result["browser_skew_ms"] == 0.0  # same host: the browser's times already bracket NGINX's
+    assert result["summary"]["upstream"] == "app1" and result["summary"]["status"] == 200
+
+
+def test_hops_partition_the_nginx_request_time():
+    result = trace.derive(recorded(), RID)
+    names = ["NGINX edge", "connect", "uWSGI outside", "Flask", "back to the client"]
+    parts = [hop(result, n)["ms"] for n in names]
+    assert all(p >= 0 for p in parts)
+    assert sum(parts) == pytest.approx(75.0, abs=1.0)  # within NGINX's 1 ms resolution
+    assert hop(result, "Flask")["ms"] == 73.73 and hop(result, "Flask")["source"] == "measured"
+    assert hop(result, "  of which database")["ms"] == 5.23
+    assert hop(result, "connect")["source"] == "measured"
+
+
+def test_order_of_lines_does_not_matter():
+    expected = trace.derive(recorded(), RID)
+    for seed in range(5):
+        lines = recorded()
+        random.Random(seed).shuffle(lines)
+        assert trace.derive(lines, RID) == expected
+
+
+@pytest.mark.parametrize("drop, missing", [
+    ("uwsgi", [4, 9]),
+    ("app", [5, 7, 8]),
+    ("browser", [1, 12]),
+    ("nginx", [2, 3, 10, 11]),
+])
+def test_missing_lines_are_shown_missing_not_invented(drop, missing):
+    lines = [r for r in recorded() if r["layer"] != drop]
+    result = trace.derive(lines, RID)
+    steps = by_number(result)
+    assert list(steps) == list(range(1, 13))  # still twelve rows
+    for n in missing:
+        assert steps[n]["time"] is None and steps[n]["source"] == "missing"
+        assert steps[n]["offset_ms"] is None
+    assert set(missing) <= set(result["missing"])
+    assert "MISSING" in trace.render(result)
+
+
+def test_a_missing_finished_line_keeps_the_rest():
+    lines = [r for r in recorded() if r.get("event") != "request.finished"]
+    result = trace.derive(lines, RID)
+    steps = by_number(result)
+    assert steps[7]["time"] is None and steps[8]["time"] is None
+    assert steps[5]["time"] is not None and steps[9]["time"] is not None
+    assert hop(result, "Flask")["ms"] is None and hop(result, "Flask")["source"] == "missing"
+
+
+def test_retry_is_shown_with_every_attempt():
+    lines = recorded()
+    lines[0].update(upstream_addr="unix:/run/app2.sock, unix:/run/app1.sock", upstream_status="502, 200",
+                    upstream_connect_time="-, 0.000", upstream_header_time="-, 0.074",
+                    upstream_response_time="0.001, 0.074")
+    result = trace.derive(lines, RID)
+    step3 = by_number(result)[3]
+    assert step3["retry"] is True and step3["upstream"] == "app1"
+    assert [a["instance"] for a in step3["attempts"]] == ["app2", "app1"]
+    assert step3["attempts"][0]["status"] == "502" and step3["attempts"][0]["connect_s"] is None
+    assert "RETRY" in step3["detail"] and "app2" in step3["detail"]
+    # connected to the second server after the first attempt's time
+    assert step3["time"] == pytest.approx(by_number(result)[2]["time"] + 0.001)
+    assert by_number(result)[10]["time"] == pytest.approx(by_number(result)[2]["time"] + 0.075)
+    assert result["summary"]["retry"] is True
+    assert any("retried" in n for n in result["notes"])
+    assert "(after a RETRY)" in trace.render(result)
+
+
+def test_retry_picks_the_uwsgi_line_of_the_server_that_answered():
+    lines = recorded()
+    lines[0].update(upstream_addr="unix:/run/app2.sock, unix:/run/app1.sock", upstream_status="504, 200",
+                    upstream_connect_time="0.000, 0.000", upstream_response_time="0.010, 0.065")
+    late = {**UWSGI, "instance": "app2", "pid": 700, "start_us": UWSGI["start_us"] - 9000, "status": 200}
+    result = trace.derive(lines + [late], RID)
+    assert by_number(result)[4]["instance"] == "app1"
+    assert any("also logged" in n for n in result["notes"])
+
+
+def test_static_request_has_steps_1_to_3_and_11_12_only():
+    static = {**NGINX, "uri": "/pc-builder-app/static/css/app.css", "request_time": 0.0,
+              "upstream_addr": "", "upstream_status": "", "upstream_connect_time": "",
+              "upstream_header_time": "", "upstream_response_time": ""}
+    result = trace.derive([static], RID)
+    steps = by_number(result)
+    assert list(steps) == [1, 2, 3, 11, 12]
+    assert steps[3]["upstream"] is None and "static" in steps[3]["detail"]
+    assert steps[2]["time"] == steps[11]["time"] == 1795558533.341
+    assert result["summary"]["static"] is True
+    assert [h["name"] for h in result["hops"]] == ["NGINX serving the static file"]
+
+
+def test_skewed_browser_clock_is_aligned_on_nginx_and_the_skew_shown():
+    lines = recorded()
+    lines[-2]["timeOrigin"] += 2500.0  # the browser's clock runs 2.5 s ahead
+    result = trace.derive(lines, RID)
+    steps = by_number(result)
+    # NTP-style: the browser window (82.7 ms) is centred on NGINX's (75 ms); the recorded
+    # request took 2.6 ms there and 5.1 ms back, so the estimate is off by half the difference.
+    assert result["browser_skew_ms"] == pytest.approx(2500.0 + (5.1 - 2.6) / 2, abs=0.01)
+    assert steps[1]["time"] <= steps[2]["time"] and steps[12]["time"] >= steps[11]["time"]
+    assert steps[12]["time"] - steps[1]["time"] == pytest.approx(0.0827, abs=1e-6)  # durations kept
+    assert result["order"]["consistent"]
+    assert "shifted" in steps[1]["detail"]
+    assert "skew: +2501.250 ms" in trace.render(result)
+
+
+def test_browser_clock_behind_is_aligned_too():
+    lines = recorded()
+    lines[-2]["timeOrigin"] -= 60_000.0
+    result = trace.derive(lines, RID)
+    steps = by_number(result)
+    assert result["browser_skew_ms"] == pytest.approx(-60_000 + 1.25, abs=0.01)
+    assert steps[1]["time"] <= steps[2]["time"] <= steps[11]["time"] <= steps[12]["time"]
+
+
+def test_uwsgi_end_before_nginx_end_is_used_as_is():
+    lines = recorded()
+    lines[0].update(msec=NGINX["msec"] + 0.002, request_time=0.077, upstream_response_time="0.077")
+    result = trace.derive(lines, RID)
+    step9 = by_number(result)[9]
+    assert step9["time"] == pytest.approx(1795558533.267115 + 0.074971)
+    assert "uwsgi_logged_end" not in step9 and step9["detail"].startswith("start_us + duration_us")
+    assert result["order"]["consistent"]
+    assert not [h for h in result["hops"] if "post-response" in h["name"]]
+
+
+def test_uwsgi_end_after_nginx_end_is_bounded_and_explained():
+    # With busy threads uWSGI takes its end time after closing the iterator (GIL), after
+    # NGINX already sent the response: the logged end is kept, step 9 is bounded.
+    lines = recorded()
+    lines[1]["duration_us"] = 80000  # ends 6 ms after NGINX's msec
+    result = trace.derive(lines, RID)
+    steps = by_number(result)
+    assert steps[9]["uwsgi_logged_end"] == pytest.approx(1795558533.347115)
+    assert steps[7]["time"] <= steps[9]["time"] <= steps[11]["time"] + 0.001
+    assert result["order"]["consistent"]
+    assert hop(result, "uWSGI post-response")["ms"] == pytest.approx(5.799, abs=0.01)
+    assert hop(result, "back to the client")["ms"] == 0.0
+
+
+def test_inconsistent_order_is_reported_not_hidden():
+    lines = recorded()
+    lines[2]["time"] = "2026-11-24T22:15:33.100000+00:00"  # request.started before NGINX got it
+    result = trace.derive(lines, RID)
+    assert not result["order"]["consistent"]
+    assert "INCONSISTENT" in trace.render(result)
+
+
+def test_several_nginx_lines_with_one_id_are_noted():
+    lines = recorded() + [{**NGINX, "msec": NGINX["msec"] + 5}]
+    result = trace.derive(lines, RID)
+    assert by_number(result)[11]["time"] == NGINX["msec"]
+    assert any("reused" in n for n in result["notes"])
+
+
+def test_garbage_values_do_not_crash():
+    lines = recorded()
+    lines[0].update(request_time="x", upstream_connect_time="garbage", upstream_response_time=None)
+    lines[1]["duration_us"] = "?"
+    lines[-2]["responseEnd"] = float("nan")
+    result = trace.derive(lines + ["not a dict", {"request_id": RID}], RID)
+    steps = by_number(result)
+    assert steps[2]["time"] is None and steps[9]["time"] is None and steps[12]["time"] is None
+    json.dumps(result)
+
+
+def test_nginx_lists_with_retries_and_redirects():
+    assert trace._nginx_list("unix:/a.sock, unix:/b.sock : 127.0.0.1:3031") == [
+        "unix:/a.sock", "unix:/b.sock", "127.0.0.1:3031"]
+    assert trace._nginx_list("") == [] and trace._nginx_list("[::1]:80") == ["[::1]:80"]
+
+
+def test_last_request_skips_the_beacon_and_health_probes():
+    lines = recorded() + [
+        {**NGINX, "request_id": "beacon-0000001", "uri": "/pc-builder-app/api/timing", "msec": 1795558599.0},
+        {**NGINX, "request_id": "ready-00000001", "uri": "/pc-builder-app/readyz", "msec": 1795558599.5},
+    ]
+    assert trace.last_request_id(lines) == "someone-else-0001"
+
+
+# --- the command: files and Loki --------------------------------------------------------
+
+@pytest.fixture
+def log_dir(tmp_path, monkeypatch):
+    for layer in ("nginx", "uwsgi", "app", "browser"):
+        (tmp_path / layer).mkdir()
+    (tmp_path / "nginx" / "access.log").write_text(json.dumps(NGINX) + "\n" + json.dumps(OTHER) + "\n")
+    (tmp_path / "uwsgi" / "app1.log").write_text(json.dumps(UWSGI) + "\n")
+    (tmp_path / "app" / "app1.log").write_text("".join(json.dumps(r) + "\n" for r in APP))
+    (tmp_path / "browser" / "app2.log").write_text(json.dumps(BROWSER) + "\nnot json\n")
+    monkeypatch.setenv("LOG_DIR", str(tmp_path))
+    monkeypatch.delenv("LOKI_URL", raising=False)
+    return tmp_path
+
+
+def test_command_prints_a_table_and_json(log_dir, capsys):
+    assert cli.main(["trace", RID]) == 0
+    out = capsys.readouterr().out
+    assert "NGINX sends it to the client" in out and "measured" in out and "derived" in out
+    assert cli.main(["trace", RID, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["number"] for s in data["steps"]] == list(range(1, 13))
+
+
+def test_command_last(log_dir, capsys):
+    assert cli.main(["trace", "--last", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["request_id"] == "someone-else-0001"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["trace", "bad id!"], "is not a request id"),
+    (["trace", "short"], "is not a request id"),
+    (["trace", "unknown-id-0001"], "no log line carries request id"),
+    (["trace"], "give a request id or --last"),
+    (["trace", RID, "--last"], "give a request id or --last"),
+])
+def test_command_errors(log_dir, capsys, argv, message):
+    assert cli.main(argv) == 1
+    assert message in capsys.readouterr().err
+
+
+class _FakeLoki(BaseHTTPRequestHandler):
+    """Answers query_range like Loki: streams of [ns, line]; records each query."""
+    queries: list = []
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        params = {k: v[0] for k, v in parse_qs(url.query).items()}
+        self.queries.append((url.path, params))
+        if url.path != "/loki/api/v1/query_range":
+            self.send_error(404)
+            return
+        lines = [r for r in recorded() if f'request_id="{r["request_id"]}"' in params["query"]]
+        if 'layer="nginx"' in params["query"]:
+            lines = [r for r in recorded() if r["layer"] == "nginx"]
+        streams = {}
+        for r in lines:
+            labels = {"service_name": "pc-builder", "layer": r["layer"], "instance": r["instance"]}
+            line = dict(r)
+            if r["layer"] == "uwsgi":
+                line.pop("request_id")  # as structured metadata only
+                labels["request_id"] = RID
+            streams.setdefault(json.dumps(labels, sort_keys=True), []).append(["1795558533000000000", json.dumps(line)])
+        body = json.dumps({"status": "success", "data": {"resultType": "streams", "result": [
+            {"stream": json.loads(k), "values": v} for k, v in streams.items()]}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_loki(tmp_path, monkeypatch):
+    """Not a real Loki (none runs here): a local HTTP server speaking its query API."""
+    server = HTTPServer(("127.0.0.1", 0), _FakeLoki)
+    _FakeLoki.queries = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("LOG_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("LOKI_URL", f"http://127.0.0.1:{server.server_port}/loki/api/v1/push")
+    yield _FakeLoki.queries
+    server.shutdown()
+    server.server_close()
+
+
+def test_loki_query_base_from_the_push_url():
+    assert trace.loki_query_base("http://loki:3100/loki/api/v1/push") == "http://loki:3100"
+    assert trace.loki_query_base("http://loki:3100/loki/api/v1/push/") == "http://loki:3100"
+    assert trace.loki_query_base("https://x.example/base") == "https://x.example/base"
+
+
+def test_trace_from_loki(fake_loki, capsys):
+    assert cli.main(["trace", RID, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["missing"] == [] and by_number(data)[4]["instance"] == "app1"
+    path, params = fake_loki[-1]
+    assert params["query"] == f'{{service_name="pc-builder"}} | request_id="{RID}"'
+    assert int(params["end"]) - int(params["start"]) == 24 * 3600 * 10**9
+    assert params["direction"] == "forward"
+
+
+def test_last_and_unknown_from_loki(fake_loki, capsys):
+    assert cli.main(["trace", "--last", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["request_id"] == "someone-else-0001"
+    assert cli.main(["trace", "unknown-id-0001"]) == 1
+    assert "no log line carries request id 'unknown-id-0001' in Loki" in capsys.readouterr().err
+
+
+def test_loki_unreachable_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    port = trace_free_port()
+    monkeypatch.setenv("LOKI_URL", f"http://127.0.0.1:{port}/loki/api/v1/push")
+    monkeypatch.setenv("LOG_DIR", str(tmp_path))
+    assert cli.main(["trace", RID]) == 1
+    assert "cannot query Loki" in capsys.readouterr().err
+
+
+def trace_free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
