@@ -123,6 +123,9 @@ def start(s: Settings) -> None:
     _ensure_certificate(s)
     _nginx_test(s)
     say(f"starting nginx and {s.app_instances} uWSGI instance(s); logs in {s.log_dir}")
+    if s.loki_url and not s.ships_with_alloy:
+        say(f"the app ships to {s.loki_url}; no `alloy` on PATH, so NGINX and uWSGI lines"
+            " stay in the local files only")
     conf = s.run_dir / "supervisord.conf"
     result = subprocess.run([s.python_bin, "-m", "supervisor.supervisord", "-c", str(conf)],
                             capture_output=True, text=True)
@@ -226,6 +229,8 @@ def status_report(s: Settings) -> dict:
         if info["name"] == "nginx":
             code = _get(s.base_url + READY_PATH)
             entry.update(role="nginx", health="ready" if code == 200 else f"readyz answered {code or 'nothing'}")
+        elif info["name"] == "alloy":
+            entry.update(role="alloy", health="ready" if info["statename"] == "RUNNING" else info["statename"])
         else:
             try:
                 code = uwsgi_check(str(s.socket_path(info["name"])), READY_PATH)

@@ -17,6 +17,7 @@ STATIC_DIR = ROOT / "service" / "pcbuilder" / "static"
 ERROR_PAGES_DIR = ROOT / "nginx" / "errors"
 # The nginx image runs this before NGINX starts; ./stack runs the same script.
 TLS_CERT_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "20-tls-cert.sh"
+ALLOY_CONFIG = ROOT / "observability" / "alloy" / "config.alloy"
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
@@ -121,6 +122,19 @@ startretries=5
 priority=10
 stdout_logfile={run}/{name}.out
 stderr_logfile={run}/{name}.err
+""")
+    if s.ships_with_alloy:
+        env = {"LOG_DIR": str(s.log_dir), "LOKI_URL": s.loki_url, "STACK_ENV": s.stack_env}
+        parts.append(f"""
+[program:alloy]
+; the compose Alloy config, with paths and URL from the environment
+command={s.alloy_bin} run --storage.path={run}/alloy {ALLOY_CONFIG}
+environment={_env(env)}
+autorestart=true
+startsecs=2
+priority=30
+stdout_logfile={run}/alloy.out
+stderr_logfile={run}/alloy.err
 """)
     return "".join(parts)
 

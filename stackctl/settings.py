@@ -53,6 +53,7 @@ class Settings:
     start_timeout: int
     nginx_bin: str
     uwsgi_bin: str
+    alloy_bin: str | None
     python_bin: str = sys.executable
     user: str = field(default_factory=getpass.getuser)
 
@@ -79,6 +80,7 @@ class Settings:
             start_timeout=_int(env, "STACK_START_TIMEOUT", 60, 1, 3600),
             nginx_bin=env.get("NGINX_BIN") or shutil.which("nginx") or "/usr/sbin/nginx",
             uwsgi_bin=env.get("UWSGI_BIN") or _beside_python("uwsgi"),
+            alloy_bin=env.get("ALLOY_BIN") or shutil.which("alloy", path=env.get("PATH")),
         )
 
     @property
@@ -87,6 +89,10 @@ class Settings:
 
     def socket_path(self, instance: str) -> Path:
         return self.run_dir / f"{instance}.sock"
+
+    @property
+    def ships_with_alloy(self) -> bool:
+        return bool(self.loki_url and self.alloy_bin)
 
     @property
     def base_url(self) -> str:

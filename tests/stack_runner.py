@@ -39,6 +39,7 @@ class RunningStack:
     env: dict
     base: Path
     port: int
+    start_output: str = ""
 
     @property
     def url(self) -> str:
@@ -126,7 +127,7 @@ def start_stack(base: Path, **extra_env: str) -> RunningStack:
     }
     env.pop("LOKI_URL", None) if "LOKI_URL" not in extra_env else None
     stack = RunningStack(env=env, base=base, port=port)
-    stack.run("up", "-d", timeout=180)
+    stack.start_output = stack.run("up", "-d", timeout=180).stdout
     return stack
 
 

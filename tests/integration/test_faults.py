@@ -114,3 +114,42 @@ def test_reload_is_graceful_and_keeps_the_instances_serving(stack):
     assert stack.request("/pc-builder-app/main").status == 200
     after = {p["name"]: p["pid"] for p in stack.status()["processes"]}
     assert after == before  # masters stay, only workers are recycled
+
+
+FAKE_ALLOY = """#!/bin/sh
+# Stands in for Grafana Alloy (not installable here): records how ./stack runs it.
+printf '%s\\n' "$@" > "$FAKE_ALLOY_RECORD"
+env | grep -E '^(LOG_DIR|LOKI_URL|STACK_ENV)=' >> "$FAKE_ALLOY_RECORD"
+exec sleep 3600
+"""
+
+
+def test_with_loki_url_and_alloy_on_path_stack_runs_alloy_with_the_compose_config(tmp_path):
+    """Checks ./stack's wiring only: the binary is a stand-in script, not Alloy."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "alloy").write_text(FAKE_ALLOY)
+    (bin_dir / "alloy").chmod(0o755)
+    record = tmp_path / "alloy-args.txt"
+    running = start_stack(tmp_path / "s", LOKI_URL="http://127.0.0.1:9/loki/api/v1/push",
+                          PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_ALLOY_RECORD=str(record))
+    try:
+        names = {p["name"]: p for p in running.status()["processes"]}
+        assert names["alloy"]["state"] == "RUNNING"
+        lines = record.read_text().splitlines()
+        assert lines[0] == "run" and lines[-4].endswith("observability/alloy/config.alloy")
+        assert f"LOG_DIR={running.log_dir}" in lines
+        assert "LOKI_URL=http://127.0.0.1:9/loki/api/v1/push" in lines
+    finally:
+        stop_stack(running)
+
+
+def test_with_loki_url_but_no_alloy_stack_says_so_and_carries_on(tmp_path):
+    running = start_stack(tmp_path, LOKI_URL="http://127.0.0.1:9/loki/api/v1/push",
+                          PATH="/usr/bin:/bin:/usr/sbin:/sbin", ALLOY_BIN="")
+    try:
+        assert "no `alloy` on PATH" in running.start_output
+        assert "alloy" not in {p["name"] for p in running.status()["processes"]}
+        assert running.request("/pc-builder-app/main").status == 200
+    finally:
+        stop_stack(running)
