@@ -153,3 +153,29 @@ def test_with_loki_url_but_no_alloy_stack_says_so_and_carries_on(tmp_path):
         assert running.request("/pc-builder-app/main").status == 200
     finally:
         stop_stack(running)
+
+
+def test_nginx_retries_a_dead_instance_on_the_other_one_under_the_same_request_id(stack):
+    import sys
+
+    ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(stack.run_dir / "supervisord.conf")]
+    subprocess.run([*ctl, "stop", "app1"], check=True, capture_output=True, timeout=60)
+    try:
+        ids = [f"retry-{i:03d}-{os.getpid()}" for i in range(6)]
+        for rid in ids:  # round robin sends one of the first requests to the dead app1
+            assert stack.request("/pc-builder-app/main", headers={"X-Request-ID": rid}).status == 200
+        def all_logged():
+            found = [r for r in stack.records("nginx") if r["request_id"] in ids]
+            return found if len(found) == len(ids) else None
+
+        lines = stack.wait_for(all_logged, what="nginx lines")
+        retried = [r for r in lines if ", " in r["upstream_addr"]]
+        assert retried, [r["upstream_addr"] for r in lines]
+        first, second = retried[0]["upstream_addr"].split(", ")
+        assert first.endswith("app1.sock") and second.endswith("app2.sock")
+        assert retried[0]["upstream_status"].endswith("200")
+        uwsgi = [r for r in stack.records("uwsgi") if r.get("request_id") == retried[0]["request_id"]]
+        assert [r["instance"] for r in uwsgi] == ["app2"]
+    finally:
+        subprocess.run([*ctl, "start", "app1"], check=True, capture_output=True, timeout=60)
+    stack.wait_for(lambda: _process(stack, "app1")["health"] == "ready", timeout=30, what="app1 back")

@@ -145,3 +145,14 @@ def test_invalid_utf8_uri_is_logged_by_nginx_as_a_placeholder(stack):
                            what="nginx line")
     assert lines[0]["uri"] == "<invalid-utf8>" and lines[0]["upstream_addr"] == ""
     assert not [r for r in stack.records("uwsgi") if r.get("request_id") == rid]
+
+
+def test_slow_client_is_cut_off_and_logged_as_json(stack):
+    """A client that never finishes its headers gets 408 after client_header_timeout (10 s)."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as sock:
+        sock.sendall(b"GET /pc-builder-app/main HTTP/1.1\r\nHost: slow\r\nX-Request-ID: slow-client-0001\r\n")
+        sock.settimeout(25)
+        data = sock.recv(4096)  # NGINX closes the connection: b"" (408 is logged, not sent)
+        assert data == b"" or data.startswith(b"HTTP/1.1 408")
+    lines = stack.wait_for(lambda: [r for r in stack.records("nginx") if r["status"] == 408], what="408 line")
+    assert REQUEST_ID.fullmatch(lines[-1]["request_id"]) and lines[-1]["upstream_addr"] == ""
