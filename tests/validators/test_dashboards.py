@@ -189,6 +189,53 @@ def test_request_trace_dashboard(dashboards):
     ), "table of steps must parse the lines with | json"
 
 
+def test_request_trace_twelve_steps(dashboards):
+    """The "Twelve steps" table: one instant query per step time (T..) and per hop (H..),
+    turned into rows step / name / layer / time / hop / source by the transformations."""
+    dash = dashboards["request-trace.json"]
+    panels = all_panels(dash)
+    (table,) = [p for p in panels if p["title"] == "Twelve steps"]
+    assert table["type"] == "table"
+    assert table["gridPos"]["y"] <= 4, "Twelve steps belongs near the top"
+    targets = {t["refId"]: t for t in table["targets"]}
+    assert {f"T{n:02d}" for n in range(1, 13)} <= set(targets), "one time query per step"
+    assert {f"H{n:02d}" for n in range(2, 13)} <= set(targets), "one hop query per step after the first"
+    for ref, t in targets.items():
+        assert t["queryType"] == "instant", ref
+        assert '| request_id="$request_id"' in t["expr"], ref
+        assert "{{ $" not in t["expr"] and "{{- $" not in t["expr"], f"{ref}: Go template variables clash with Grafana's $vars"
+        what = re.findall(r'what="(\w+)"|"what", "(\w+)"', t["expr"])
+        values = {a or b for a, b in what}
+        assert values == ({"time"} if ref.startswith("T") else {"time", "hop_ms"} if ref != "H06b" else {"hop_ms"}), (ref, values)
+        for src in re.findall(r'source="(\w+)"|"source", "(\w+)"', t["expr"]):
+            assert (src[0] or src[1]) in ("measured", "derived"), (ref, src)
+    for n in range(1, 13):
+        own = targets[f"T{n:02d}"]["expr"]
+        assert re.search(rf'step="{n:02d}"|"step", "{n:02d}"', own), f"T{n:02d} must label its row step {n:02d}"
+    # the derivations of ./stack trace (stackctl/trace.py)
+    assert "subf .msec .request_time" in targets["T02"]["expr"], "step 2 = msec - request_time"
+    assert "unwrap start_us" in targets["T04"]["expr"]
+    assert 'event="request.started"' in targets["T05"]["expr"]
+    assert 'event="request.finished"' in targets["T07"]["expr"]
+    assert "addf .start_us .duration_us" in targets["T09"]["expr"], "step 9 = start_us + duration_us"
+    assert "unwrap msec" in targets["T11"]["expr"], "step 11 = msec"
+    assert "requestStart" in targets["T01"]["expr"] and "responseEnd" in targets["T12"]["expr"]
+    assert any(re.search(r'\| request_id="\$request_id" \| json\b', t["expr"]) for t in targets.values())
+
+    transforms = [t["id"] for t in table["transformations"]]
+    assert transforms == ["labelsToFields", "merge", "organize", "sortBy"], transforms
+    l2f, _, organize, sort = table["transformations"]
+    assert l2f["options"].get("valueLabel") == "what", "the what label names the value column (time / hop_ms)"
+    assert organize["options"]["renameByName"] == {"time": "time (epoch s)", "hop_ms": "hop (ms)"}
+    assert {"step", "name", "layer", "source"} <= set(organize["options"]["indexByName"])
+    assert sort["options"]["sort"] == [{"field": "step", "desc": False}]
+
+    texts = [p for p in panels if p["type"] == "text"]
+    assert any(
+        all(word in p["options"]["content"] for word in ("measured", "derived", "missing", "never invented")) for p in texts
+    ), "a text panel must say what measured, derived and a missing row mean"
+
+
 def test_stack_overview_dashboard(dashboards):
     dash = dashboards["stack-overview.json"]
     text = json.dumps(dash)
