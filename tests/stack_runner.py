@@ -11,11 +11,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "stack"
@@ -94,13 +95,7 @@ class RunningStack:
         return [json.loads(line) for line in self.lines(layer, instance)]
 
     def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return wait_until(predicate, timeout, what, interval=0.1)
 
     def pids(self) -> list[int]:
         pids = []

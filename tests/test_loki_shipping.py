@@ -20,6 +20,7 @@ import structlog
 from pcbuilder import create_app, loki_shipping
 from pcbuilder.logging_config import configure_logging, json_formatter
 from tests.stack_runner import free_port
+from tests.waiting import wait_until
 
 PUSH_PATH = "/loki/api/v1/push"
 
@@ -86,13 +87,7 @@ class FakeLoki:
         return [json.loads(v[1]) for _, v in self.entries()]
 
     def wait_for(self, predicate, timeout: float = 10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError("timed out waiting for the fake Loki")
+        return wait_until(predicate, timeout, "the fake Loki")
 
 
 @pytest.fixture(autouse=True)
@@ -341,10 +336,4 @@ def test_under_uwsgi_master_threads_start_only_after_fork(local_log, monkeypatch
 
 
 def _wait(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    return wait_until(predicate, timeout)
