@@ -87,8 +87,26 @@ class AppendFileHandler(logging.Handler):
         super().close()
 
 
+class LineFormatter(JsonFormatter):
+    """python-json-logger's formatter, formatting each record once.
+
+    The local file and the Loki shipper carry the same line: the second formatter with
+    the same static fields reuses the first one's text (kept on the record under a
+    ``_`` name, which python-json-logger never outputs) instead of rendering it again.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        key = tuple(self.static_fields.items())
+        cached = record.__dict__.get("_stack_line")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        line = super().format(record)
+        record._stack_line = (key, line)
+        return line
+
+
 def json_formatter(instance: str, layer: str = "app") -> JsonFormatter:
-    return JsonFormatter(
+    return LineFormatter(
         "%(levelname)s %(name)s %(message)s %(process)d",
         rename_fields=_RENAME,
         static_fields={"layer": layer, "instance": instance},

@@ -233,6 +233,9 @@ class _TimeoutSession(requests.Session):
     def __init__(self, timeout: float):
         super().__init__()
         self.default_timeout = timeout
+        # LOKI_URL is the whole address: no proxy/netrc lookups from the environment,
+        # which requests would otherwise redo on every post.
+        self.trust_env = False
 
     def request(self, *args, **kwargs):
         kwargs.setdefault("timeout", self.default_timeout)
@@ -286,20 +289,24 @@ class BoundedLokiHandler(LokiLoggerHandler):
                                        else max(0.0, deadline - time.monotonic())):
             return
         try:
-            while not self.closed:
+            # Only what is buffered now: lines arriving meanwhile wait for the next
+            # interval instead of turning one flush into many small posts.
+            pending = self.buffer.qsize()
+            while pending > 0 and not self.closed:
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return
                     self.request.session.default_timeout = min(self.post_timeout, left)
                 batch = []
-                while len(batch) < self.batch_size:
+                while len(batch) < min(self.batch_size, pending):
                     try:
                         batch.append(self.buffer.get_nowait())
                     except queue.Empty:
                         break
                 if not batch:
                     return
+                pending -= len(batch)
                 self._post(batch)
         finally:
             self.request.session.default_timeout = self.post_timeout
