@@ -4,7 +4,8 @@
 POST /loki/api/v1/push  -> 204 (the body is read and counted, not parsed or stored)
 GET  /stats             -> {"pushes": N, "bytes": N, "gzip_pushes": N}
 
-Usage: loki_sink.py PORT   (listens on 127.0.0.1:PORT until SIGINT/SIGTERM)
+Usage: loki_sink.py PORT [--hang]   (listens on 127.0.0.1:PORT until SIGINT/SIGTERM)
+--hang: a Loki that accepts pushes and never answers (the outage scenario).
 It measures what the app's shipping costs the app, not what a real Loki costs.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 PUSH_PATH = "/loki/api/v1/push"
 _stats = {"pushes": 0, "bytes": 0, "gzip_pushes": 0, "other_requests": 0}
 _lock = threading.Lock()
+HANG = "--hang" in sys.argv[2:]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -36,6 +38,8 @@ class Handler(BaseHTTPRequestHandler):
             _stats["bytes"] += len(body)
             if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
                 _stats["gzip_pushes"] += 1
+        if HANG:
+            threading.Event().wait()  # never answer; the client's timeout must cope
         self._answer(204)
 
     def do_GET(self):  # noqa: N802
@@ -62,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) not in (2, 3) or argv[2:] not in ([], ["--hang"]):
         print(__doc__, file=sys.stderr)
         return 2
     server = ThreadingHTTPServer(("127.0.0.1", int(argv[1])), Handler)

@@ -120,9 +120,10 @@ def parse_duration(text: str) -> int:
 class LokiSink:
     """bench/loki_sink.py as a child process."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, hang: bool = False):
         self.port = free_port()
-        self.log = open(workdir / "loki-sink.err", "wb")
+        self.hang = hang
+        self.log = open(workdir / ("loki-sink-hanging.err" if hang else "loki-sink.err"), "wb")
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -130,7 +131,8 @@ class LokiSink:
         return f"http://127.0.0.1:{self.port}/loki/api/v1/push"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(LOKI_SINK), str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, str(LOKI_SINK), str(self.port)]
+                                     + (["--hang"] if self.hang else []),
                                      stdout=self.log, stderr=self.log, start_new_session=True)
         wait_ready(f"http://127.0.0.1:{self.port}/ready", 15, "loki sink",
                    alive=lambda: self.proc.poll() is None)
@@ -210,6 +212,9 @@ class StackServer:
             "uwsgi_request_lines": count_matching(self.log_dir / "uwsgi", "uwsgi.request"),
             "app_request_finished_lines": count_matching(self.log_dir / "app", "request.finished"),
             "app_lines": sum(count_lines(p) for p in (self.log_dir / "app").glob("*.log")),
+            # the shipper's own reports: lines it dropped (queue full) or lost (failed posts)
+            "loki_dropped_reports": count_matching(self.log_dir / "app", "loki.dropped"),
+            "loki_send_failed_reports": count_matching(self.log_dir / "app", "loki.send_failed"),
         }
 
 
@@ -372,6 +377,14 @@ BREAKDOWN = {
     "edge_table": ("edge", TABLE, "NGINX+uWSGI JSON logs only /table"),
 }
 
+# --outage: Loki hanging (accepts, never answers) while the app is under load.
+OUTAGE = {
+    "outage_table": ("outage", TABLE, "full observability, Loki hanging /table"),
+}
+OUTAGE_COMPARISON = {
+    "id": "loki_outage", "title": "4. Loki hanging vs Loki up (full observability), /table",
+    "a": "outage_table", "b": "full_table", "min_rps_ratio": 0.9, "max_p99_ratio": 1.10}
+
 COMPARISONS = [
     {"id": "observability_cost", "title": "1. full observability vs logging off, /table",
      "a": "full_table", "b": "off_table", "min_rps_ratio": 0.95, "max_p99_ratio": 1.10},
@@ -396,14 +409,15 @@ def summarize(runs: list[dict]) -> dict:
 
 def compare(summary: dict) -> list[dict]:
     out = []
-    for c in COMPARISONS:
+    for c in COMPARISONS + ([OUTAGE_COMPARISON] if "outage_table" in summary else []):
         a, b = summary[c["a"]], summary[c["b"]]
         rps_ratio = a["median_requests_per_s"] / b["median_requests_per_s"]
         p99_ratio = a["median_latency_ms"]["p99"] / b["median_latency_ms"]["p99"]
         met = rps_ratio >= c["min_rps_ratio"]
         if c["max_p99_ratio"] is not None:
             met = met and p99_ratio <= c["max_p99_ratio"]
-        out.append({**c, "a_label": MEASUREMENTS[c["a"]][2], "b_label": MEASUREMENTS[c["b"]][2],
+        labels = {**MEASUREMENTS, **OUTAGE}
+        out.append({**c, "a_label": labels[c["a"]][2], "b_label": labels[c["b"]][2],
                     "rps_ratio": rps_ratio, "p99_ratio": p99_ratio, "goal_met": met,
                     "no_failed_requests": a["failed_requests"] == 0 and b["failed_requests"] == 0})
     return out
@@ -509,6 +523,9 @@ def parse_args(argv):
     p.add_argument("--breakdown", action="store_true",
                    help="also measure /table with JSON logs but no Loki shipping, and with only "
                         "NGINX+uWSGI logs (shows where scenario 1's cost goes; ~+1 min)")
+    p.add_argument("--outage", action="store_true",
+                   help="also measure /table while the app's Loki hangs (accepts, never answers) "
+                        "and compare with Loki up: scenario 4 (~+1 min)")
     p.add_argument("--keep-workdir", action="store_true", help="keep the temporary dirs (logs) afterwards")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.duration < 1 or args.connections < args.threads:
@@ -538,6 +555,7 @@ def main(argv: list[str]) -> int:
     mach = machine()
     workdir = Path(tempfile.mkdtemp(prefix="pcb-bench-"))
     sink = LokiSink(workdir)
+    hanging_sink = LokiSink(workdir, hang=True) if args.outage else None
     servers = {
         "full": StackServer("full", workdir, {"LOKI_URL": sink.push_url, "LOG_LEVEL": "INFO"}),
         "off": StackServer("off", workdir, {"NGINX_ACCESS_LOG": "off", "UWSGI_DISABLE_LOGGING": "1",
@@ -550,6 +568,10 @@ def main(argv: list[str]) -> int:
         servers["edge"] = StackServer("edge", workdir, {"LOG_LEVEL": "WARNING"})
         measurements = {"full_table": MEASUREMENTS["full_table"], **BREAKDOWN,
                         **{k: v for k, v in MEASUREMENTS.items() if k != "full_table"}}
+    if args.outage:
+        servers["outage"] = StackServer("outage", workdir, {"LOKI_URL": hanging_sink.push_url,
+                                                            "LOG_LEVEL": "INFO"})
+        measurements.update(OUTAGE)
     runs: dict[str, list[dict]] = {k: [] for k in measurements}
     total = len(measurements) * args.rounds
     interrupted = False
@@ -558,6 +580,8 @@ def main(argv: list[str]) -> int:
         say(f"bench: work dir {workdir}")
         say("bench: starting the Loki sink")
         sink.start()
+        if hanging_sink:
+            hanging_sink.start()
         for name, server in servers.items():
             say(f"bench: starting '{name}' on :{server.http_port}")
             server.start()
@@ -597,6 +621,8 @@ def main(argv: list[str]) -> int:
             except Exception as exc:  # keep stopping the others
                 say(f"bench: stopping '{name}' failed: {exc}")
         sink.stop()
+        if hanging_sink:
+            hanging_sink.stop()
         left = sweep_leftovers(workdir)
         if left:
             say(f"bench: killed leftover processes {left}")
@@ -626,6 +652,8 @@ def main(argv: list[str]) -> int:
                            "env": servers["noloki"].settings},
                 "edge": {"what": "./stack, NGINX and uWSGI JSON logs, app LOG_LEVEL=WARNING, no Loki",
                          "env": servers["edge"].settings}} if args.breakdown else {}),
+            **({"outage": {"what": "as 'full', but its Loki accepts pushes and never answers",
+                           "env": servers["outage"].settings}} if args.outage else {}),
             "original": {"what": "uwsgi --http --master --processes 1 (no threads) + NGINX proxy_pass, "
                                  "combined text access log, uWSGI default text request log, app LOG_LEVEL=WARNING; "
                                  "Flask serves static files"},
