@@ -145,6 +145,10 @@ def configure_logging(instance: str, log_file: str | None = None, level: str = "
         cache_logger_on_first_use=True,
     )
 
+    # No line carries a file name or line number, so skip the caller lookup stdlib
+    # logging does for every record (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None
+
     root = logging.getLogger()
     handler = AppendFileHandler(log_file) if log_file else logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter(instance))
