@@ -2,8 +2,8 @@
 
 The derivation (:func:`derive`) is a pure function of a list of records in any order; the
 collectors read those records from the local JSON files (:func:`records_from_files`) or
-from Loki's HTTP query API (:func:`records_from_loki`). See /work/shared/twelve-steps.md
-(the README "Request trace" section) for where each step's time comes from.
+from Loki's HTTP query API (:func:`records_from_loki`). The README's "The twelve steps"
+table says where each step's time comes from.
 
 Every step says whether its time is **measured** (a clock reading a layer logged as is)
 or **derived** (computed from measured numbers, e.g. NGINX ``msec - request_time``); a
@@ -27,9 +27,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from pcbuilder.request_ids import is_valid as valid_request_id  # the format NGINX accepts
+
 from . import logfiles
 
-REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
 LOKI_PUSH_SUFFIX = "/loki/api/v1/push"
 BEACON_PATH = "/pc-builder-app/api/timing"
 #: Requests ``--last`` skips: the beacon itself and health probes (./stack polls readyz).
@@ -109,10 +110,6 @@ def _iso(t: float | None) -> str | None:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
-
-
-def valid_request_id(value: str) -> bool:
-    return isinstance(value, str) and REQUEST_ID.fullmatch(value) is not None
 
 
 # --- picking the lines of one request -------------------------------------------------
