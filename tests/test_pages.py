@@ -51,10 +51,12 @@ def test_static_assets_served(client, asset):
     response.close()
 
 
-def test_app_js_has_beacon_placeholder(client):
+def test_app_js_beacons_to_the_timing_endpoint(client):
     response = client.get(f"{BASE}/static/js/app.js")
-    assert "NAVIGATION-TIMING BEACON" in response.get_data(as_text=True)
+    assert f'navigator.sendBeacon("{BASE}/api/timing"' in response.get_data(as_text=True)
     response.close()
+    # the endpoint it names exists (an empty beacon is refused, not unknown)
+    assert client.post(f"{BASE}/api/timing", data="{}", content_type="text/plain").status_code == 400
 
 
 def test_table_renders_all_58_rows(client, log_lines):

@@ -22,11 +22,7 @@
   });
 })();
 
-// ---------------------------------------------------------------------------
-// NAVIGATION-TIMING BEACON: reserved for the lead engineer; add it below this line.
-// (The request id is in <meta name="request-id">.)
-// ---------------------------------------------------------------------------
-// Once per page view, after the load event has finished, send this navigation's timing
+// Navigation-timing beacon. Once per page view, after the load event has finished, send this navigation's timing
 // (PerformanceNavigationTiming, ms from timeOrigin) with the page's request id, so that
 // `./stack trace <id>` can show step 1 (client sends) and step 12 (client receives).
 (function navigationTimingBeacon() {
