@@ -31,9 +31,10 @@ SLACK_S = {"nginx": 0.001, "uwsgi": 1e-6, "app": 1e-6, "browser": 1e-4}
 
 @pytest.fixture(scope="module")
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: run the README test command (./stack test), "
+                    "which installs Debian's chromium", pytrace=False)
+    import playwright.sync_api as playwright_api
     with playwright_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -46,6 +47,9 @@ def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = context.new_page()
+        # Anything the Content-Security-Policy blocks shows up as a console error.
+        console = []
+        page.on("console", lambda msg: console.append(msg.text))
         main = page.goto(stack.url + "/pc-builder-app/main")
         assert main.status == 200
         page.wait_for_load_state("load")
@@ -64,6 +68,12 @@ def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "table.png"), full_page=True)
         assert (ARTIFACTS / "table.png").stat().st_size > 10_000
+
+        builder = page.goto(stack.url + "/pc-builder-app/builder")
+        assert builder.status == 200
+        page.wait_for_load_state("load")
+        assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
 
         beacon = stack.wait_for(
             lambda: next((r for r in stack.records("browser") if r.get("request_id") == rid), None),
