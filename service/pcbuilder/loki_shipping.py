@@ -82,6 +82,8 @@ REPORT_LOGGER = "pcbuilder.loki"
 #: Loggers never shipped: our reports and the library's own error logger.
 _NOT_SHIPPED = (REPORT_LOGGER, "LokiHandlerDebug")
 _THREAD_PREFIX = "loki-"
+#: How often the listener looks for new records when its queue is empty (seconds).
+POLL_INTERVAL = 0.05
 
 report_log = logging.getLogger(REPORT_LOGGER)
 
@@ -370,13 +372,16 @@ class LokiListener(logging.handlers.QueueListener):
                 self.stats.add(lost_lines=1)
 
     def dequeue(self, block: bool):
+        # Poll rather than block: a blocked get() is woken by every put, i.e. a thread
+        # switch (and a GIL hand-over) per log line on the request path.
         while True:
             try:
-                return self.queue.get(timeout=0.2)
+                return self.queue.get_nowait()
             except queue.Empty:
                 if self.stopping.is_set():
                     return self._sentinel
                 self.maybe_report()
+                time.sleep(POLL_INTERVAL)
 
     def handle(self, record: logging.LogRecord) -> None:
         while self.loki.buffer.qsize() >= self.limit and not self.stopping.is_set():
