@@ -165,6 +165,10 @@ class DroppingQueueHandler(logging.handlers.QueueHandler):
         self.addFilter(_not_shipping_itself)
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if "_stack_line" in record.__dict__:
+            # The local handler already rendered the line (logging_config.LineFormatter),
+            # which is all the listener will read: no copy needed.
+            return record
         # Keep every field (they are the JSON line); render what only this thread can:
         # the message with its args and the traceback of the exception being handled.
         record = copy.copy(record)
