@@ -124,8 +124,9 @@ def strip_comments(src: str) -> str:
     return "".join(out)
 
 
-def matching_brace(src: str, open_at: int) -> int:
-    depth, i = 0, open_at
+def bracket_depths(src: str, start: int = 0):
+    """Yield (offset, depth after it) for every bracket outside string literals."""
+    depth, i = 0, start
     while i < len(src):
         c = src[i]
         if c == '"':
@@ -134,11 +135,17 @@ def matching_brace(src: str, open_at: int) -> int:
                 i += 2 if src[i] == "\\" else 1
         elif c in "{[(":
             depth += 1
+            yield i, depth
         elif c in "}])":
             depth -= 1
-            if depth == 0:
-                return i
+            yield i, depth
         i += 1
+
+
+def matching_brace(src: str, open_at: int) -> int:
+    for i, depth in bracket_depths(src, open_at):
+        if depth == 0:
+            return i
     raise AssertionError(f"unbalanced brace opened at offset {open_at}")
 
 
@@ -179,19 +186,9 @@ def alloy_blocks(alloy_src):
 
 
 def test_alloy_braces_balanced(alloy_src):
-    depth, i = 0, 0
-    while i < len(alloy_src):
-        c = alloy_src[i]
-        if c == '"':
-            i += 1
-            while alloy_src[i] != '"':
-                i += 2 if alloy_src[i] == "\\" else 1
-        elif c in "{[(":
-            depth += 1
-        elif c in "}])":
-            depth -= 1
-            assert depth >= 0, f"unbalanced closing bracket at offset {i}"
-        i += 1
+    depth = 0
+    for i, depth in bracket_depths(alloy_src):
+        assert depth >= 0, f"unbalanced closing bracket at offset {i}"
     assert depth == 0
 
 
