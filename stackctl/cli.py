@@ -95,21 +95,15 @@ def _get(url: str, timeout: float = 2.0) -> int:
         return 0
 
 
-def _failed_programs(s: Settings) -> list[dict]:
-    return [p for p in processes(s.run_dir) if p["statename"] in ("FATAL", "BACKOFF", "EXITED")]
-
-
-def _all_running(s: Settings) -> bool:
-    # supervisord calls a program RUNNING once it has stayed up for its startsecs
-    return all(p["statename"] == "RUNNING" for p in processes(s.run_dir))
+FAILED_STATES = ("FATAL", "BACKOFF", "EXITED")
 
 
 def _explain_failure(s: Settings, program: dict) -> str:
     name = program["name"]
     lines = [f"{name} is {program['statename']}: {program.get('spawnerr') or program.get('description')}"]
-    for path in (s.run_dir / f"{name}.err", s.log_dir / "uwsgi" / f"{name}.log",
-                 s.log_dir / "nginx" / "error.log"):
-        if path.exists() and path.stat().st_size and (name in path.name or name == "nginx"):
+    own_log = s.log_dir / "nginx" / "error.log" if name == "nginx" else s.log_dir / "uwsgi" / f"{name}.log"
+    for path in (s.run_dir / f"{name}.err", own_log):
+        if path.exists() and path.stat().st_size:
             tail = path.read_text(errors="replace").splitlines()[-8:]
             lines.append(f"--- last lines of {path}:")
             lines += tail
@@ -135,16 +129,18 @@ def start(s: Settings) -> None:
     url = s.base_url + READY_PATH
     waited = 0
     while time.monotonic() < deadline:
-        if (s.run_dir / "supervisor.sock").exists():
-            try:
-                failed = _failed_programs(s)
-            except OSError:
-                failed = []
-            if failed:
-                message = "\n".join(_explain_failure(s, p) for p in failed)
-                stop(s, quiet=True)
-                raise StackError("the stack failed to start:\n" + message)
-        if _get(url) == 200 and _all_running(s):
+        try:
+            programs = processes(s.run_dir) if (s.run_dir / "supervisor.sock").exists() else []
+        except OSError:
+            programs = []
+        failed = [p for p in programs if p["statename"] in FAILED_STATES]
+        if failed:
+            message = "\n".join(_explain_failure(s, p) for p in failed)
+            stop(s, quiet=True)
+            raise StackError("the stack failed to start:\n" + message)
+        # supervisord calls a program RUNNING once it has stayed up for its startsecs
+        all_running = bool(programs) and all(p["statename"] == "RUNNING" for p in programs)
+        if all_running and _get(url) == 200:
             say(f"ready: {s.base_url}/pc-builder-app/main")
             return
         time.sleep(0.5)

@@ -61,18 +61,19 @@ class Settings:
     def from_env(cls, env=None) -> "Settings":
         env = os.environ if env is None else env
         var = ROOT / "var"
+        data_dir = _path(env, "DATA_DIR", var / "data")
         return cls(
             http_addr=env.get("HTTP_ADDR", "").strip() or "127.0.0.1",
             http_port=_int(env, "HTTP_PORT", 8080, 1, 65535),
             https_port=_int(env, "HTTPS_PORT", 8443, 1, 65535),
             https_redirect=env.get("HTTPS_REDIRECT", "").strip().lower() in ("on", "1", "true", "yes"),
-            tls_cert=_path(env, "TLS_CERT", _path(env, "DATA_DIR", var / "data") / "tls" / "cert.pem"),
-            tls_key=_path(env, "TLS_KEY", _path(env, "DATA_DIR", var / "data") / "tls" / "key.pem"),
+            tls_cert=_path(env, "TLS_CERT", data_dir / "tls" / "cert.pem"),
+            tls_key=_path(env, "TLS_KEY", data_dir / "tls" / "key.pem"),
             app_instances=_int(env, "APP_INSTANCES", 2, 1, 32),
             uwsgi_processes=_int(env, "UWSGI_PROCESSES", 2, 1, 64),
             uwsgi_threads=_int(env, "UWSGI_THREADS", 4, 1, 64),
             log_dir=_path(env, "LOG_DIR", var / "log"),
-            data_dir=_path(env, "DATA_DIR", var / "data"),
+            data_dir=data_dir,
             run_dir=_path(env, "RUN_DIR", var / "run"),
             loki_url=env.get("LOKI_URL", "").strip(),
             nginx_access_log=env.get("NGINX_ACCESS_LOG", "").strip(),

@@ -179,3 +179,32 @@ def test_nginx_retries_a_dead_instance_on_the_other_one_under_the_same_request_i
     finally:
         subprocess.run([*ctl, "start", "app1"], check=True, capture_output=True, timeout=60)
     stack.wait_for(lambda: _process(stack, "app1")["health"] == "ready", timeout=30, what="app1 back")
+
+
+def test_up_reports_an_app_that_fails_to_start_and_leaves_nothing_running(tmp_path):
+    # a uWSGI config the real uwsgi rejects: the instances exit at once
+    bad_ini = tmp_path / "broken.ini"
+    bad_ini.write_text("[uwsgi]\nstrict = true\nno-such-option = 1\n")
+    fake_uwsgi = tmp_path / "uwsgi"
+    real = STACK.parent / ".venv" / "bin" / "uwsgi"
+    fake_uwsgi.write_text(f"#!/bin/sh\nexec {real} --ini {bad_ini}\n")
+    fake_uwsgi.chmod(0o755)
+    env = {**os.environ, "HTTP_PORT": str(free_port()), "HTTPS_PORT": str(free_port()),
+           "LOG_DIR": str(tmp_path / "log"), "DATA_DIR": str(tmp_path / "data"),
+           "RUN_DIR": str(tmp_path / "run"), "UWSGI_BIN": str(fake_uwsgi)}
+    result = subprocess.run([str(STACK), "up", "-d"], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert "the stack failed to start" in result.stderr
+    assert "app1 is BACKOFF" in result.stderr or "app1 is FATAL" in result.stderr
+    assert "unknown config directive: no-such-option" in result.stderr  # from app1.err
+    pid_file = tmp_path / "run" / "supervisord.pid"
+    assert not pid_file.exists() or not _alive(int(pid_file.read_text()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
