@@ -6,7 +6,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-LAYERS = ("nginx", "uwsgi", "app", "browser")
 # Printed first, in this order; the rest follow as key=value.
 _HEAD = ("layer", "instance", "event", "request_id")
 

@@ -541,18 +541,16 @@ def collect(request_id: str | None, *, log_dir: Path, loki_url: str = "",
             since_s: float = 86400) -> tuple[str, list[dict], str]:
     """(request id, its records, where they came from). ``None`` means the last request."""
     where = f"Loki ({loki_query_base(loki_url)})" if loki_url else str(log_dir)
+    local = None if loki_url else records_from_files(log_dir)  # read the files once
     if request_id is None:
         request_id = (last_request_id_from_loki(loki_url, since_s) if loki_url
-                      else last_request_id(records_from_files(log_dir)))
+                      else last_request_id(local))
         if request_id is None:
             raise TraceError(f"no request in the NGINX access log ({where}) to trace")
     elif not valid_request_id(request_id):
         raise TraceError(f"{request_id!r} is not a request id: 8-128 characters of "
                          "A-Z a-z 0-9 . _ -")
-    if loki_url:
-        records = records_from_loki(loki_url, request_id, since_s)
-    else:
-        records = records_from_files(log_dir)
+    records = records_from_loki(loki_url, request_id, since_s) if loki_url else local
     records = [r for r in records if r.get("request_id") == request_id]
     if not records:
         raise TraceError(f"no log line carries request id {request_id!r} in {where}")
