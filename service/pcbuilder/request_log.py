@@ -14,7 +14,7 @@ from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .request_ids import is_valid, new_request_id
-from . import URL_PREFIX
+from .views.api import is_api_request
 
 try:  # present only inside uWSGI
     import uwsgi  # type: ignore[import-not-found]
@@ -78,7 +78,7 @@ def _handle_unexpected(exc: Exception):
         return exc
     log.exception("request.failed", error=type(exc).__name__)
     rid = g.get("request_id", "")
-    if request.path.startswith(URL_PREFIX + "/api"):
+    if is_api_request():
         return {"error": "internal server error", "request_id": rid}, 500
     return render_template("500.html", request_id=rid), 500
 

@@ -31,7 +31,8 @@ def _api_error(exc: ApiError):
     return jsonify(error=exc.message, **exc.details), exc.status
 
 
-def _is_api_request() -> bool:
+def is_api_request() -> bool:
+    """Whether the current request is under the API prefix (its errors are JSON)."""
     return request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/")
 
 
@@ -39,7 +40,7 @@ def _is_api_request() -> bool:
 def _http_error(exc: HTTPException):
     # App-wide so routing errors (404/405 before any blueprint is chosen) under /api are
     # JSON too; everything else keeps Flask's default response.
-    if not _is_api_request():
+    if not is_api_request():
         return exc
     response = exc.get_response()  # keeps headers such as Allow on a 405
     response.set_data(json.dumps({"error": exc.description, "status": exc.code}))
