@@ -48,11 +48,13 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 STACK = ROOT / "stack"
-VENV_DIR = Path(os.environ.get("VENV_DIR") or ROOT / ".venv")
-UWSGI_BIN = VENV_DIR / "bin" / "uwsgi"
-VENV_PYTHON = VENV_DIR / "bin" / "python"
-NGINX_BIN = shutil.which("nginx") or "/usr/sbin/nginx"
-WRK_BIN = shutil.which("wrk") or "/usr/bin/wrk"
+sys.path.insert(0, str(ROOT))
+from stackctl import tools  # noqa: E402  (where ./stack installed each tool)
+
+VENV_PYTHON = tools.venv_dir() / "bin" / "python"
+UWSGI_BIN = str(tools.path("uwsgi"))
+NGINX_BIN = str(tools.path("nginx"))
+WRK_BIN = str(tools.path("wrk"))
 REPORT_LUA = BENCH / "wrk_report.lua"
 ORIGINAL_NGINX_CONF = BENCH / "original" / "nginx.conf"
 LOKI_SINK = BENCH / "loki_sink.py"

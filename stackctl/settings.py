@@ -9,7 +9,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import tools
+
+ROOT = tools.ROOT
 INSTANCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
@@ -79,8 +81,8 @@ class Settings:
             nginx_access_log=env.get("NGINX_ACCESS_LOG", "").strip(),
             stack_env=env.get("STACK_ENV", "").strip() or "local",
             start_timeout=_int(env, "STACK_START_TIMEOUT", 60, 1, 3600),
-            nginx_bin=env.get("NGINX_BIN") or shutil.which("nginx") or "/usr/sbin/nginx",
-            uwsgi_bin=env.get("UWSGI_BIN") or _beside_python("uwsgi"),
+            nginx_bin=env.get("NGINX_BIN") or str(tools.path("nginx")),
+            uwsgi_bin=env.get("UWSGI_BIN") or str(tools.path("uwsgi")),
             alloy_bin=env.get("ALLOY_BIN") or shutil.which("alloy", path=env.get("PATH")),
         )
 
@@ -102,7 +104,3 @@ class Settings:
             return f"https://{host}:{self.https_port}"
         return f"http://{host}:{self.http_port}"
 
-
-def _beside_python(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else (shutil.which(name) or name)

