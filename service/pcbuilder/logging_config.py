@@ -18,6 +18,8 @@ import sys
 import structlog
 from pythonjsonlogger.json import JsonFormatter
 
+from .log_file import AppendFileHandler
+
 #: Fields every app line carries, in this order (see README "Log fields").
 _RENAME = {
     "levelname": "level", "name": "logger", "message": "event", "process": "pid",
@@ -48,43 +50,6 @@ def rename_reserved_keys(_logger, _method, event_dict):
             new += "_"
         event_dict[new] = event_dict.pop(key)
     return event_dict
-
-
-class AppendFileHandler(logging.Handler):
-    """Writes each formatted record with a single ``write(2)`` on an ``O_APPEND`` fd.
-
-    Several uWSGI workers share one file per instance; one append-mode write per line
-    keeps their lines whole, where a buffered text stream may split a long line
-    (a traceback) into several writes that interleave with other processes.
-
-    The file is opened at the first line, so a stream that never logs (the browser
-    layer of an app that gets no beacon) creates no file.
-    """
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-        self.fd: int | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            if self.fd is None:
-                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
-            while data:
-                data = data[os.write(self.fd, data):]
-        except Exception:  # logging must never fail the caller
-            self.handleError(record)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
-        super().close()
 
 
 class LineFormatter(JsonFormatter):
