@@ -26,17 +26,20 @@ def parse(line: str) -> dict | None:
 
 
 def event_time(record: dict) -> float | None:
-    """Seconds since the epoch at which the line's event happened, as its layer logs it."""
+    """Seconds since the epoch at which the line's event happened, as its layer logs it:
+    NGINX ``msec``, uWSGI ``start_us``/``time_us``, the app's and browser's ``time``
+    (the app's wide event also carries a ``start_us``: its request's start, not the
+    line's time)."""
     if isinstance(record.get("msec"), (int, float)):
         return float(record["msec"])
-    for key in ("start_us", "time_us"):
-        if isinstance(record.get(key), int):
-            return record[key] / 1e6
-    if isinstance(record.get("time"), str):
+    if record.get("layer") != "uwsgi" and isinstance(record.get("time"), str):
         try:
             return datetime.fromisoformat(record["time"]).timestamp()
         except ValueError:
             return None
+    for key in ("start_us", "time_us"):
+        if isinstance(record.get(key), int):
+            return record[key] / 1e6
     return None
 
 

@@ -183,6 +183,49 @@ def _attempts(nginx: dict) -> list[dict]:
              "response_s": _secs(at(responses, i))} for i, addr in enumerate(addrs)]
 
 
+def _us(value) -> float | None:
+    """Epoch microseconds (an int field) as epoch seconds."""
+    return value / 1e6 if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _app_start(app: list[dict], finished: dict | None) -> dict:
+    """Step 5: ``request.started`` when logged (DEBUG), else the wide event's start_us."""
+    started = next((r for r in app if r.get("event") == "request.started"), None)
+    if started is not None:
+        return _step(5, logfiles.event_time(started), "measured",
+                     f"request.started on {started.get('instance')}")
+    t5 = _us(finished.get("start_us")) if finished else None
+    if t5 is not None:
+        return _step(5, t5, "measured", f"start_us of request.finished on {finished.get('instance')}")
+    return _step(5, None, "missing", "no request.finished line with start_us")
+
+
+def _app_database(app: list[dict], finished: dict | None, t5: float | None) -> dict:
+    """Step 6: the database work, from ``db.query`` lines when logged (DEBUG), else from the
+    wide event's db_queries / db_ms / db_rows / db_start_us."""
+    queries = [r for r in app if r.get("event") == "db.query"]
+    if queries:
+        first = queries[0]
+        db_ms = sum(_num(q.get("duration_ms")) or 0.0 for q in queries)
+        t6 = logfiles.event_time(first) - (_num(first.get("duration_ms")) or 0.0) / 1000
+        rows = sum(q.get("rows") or 0 for q in queries if isinstance(q.get("rows"), int))
+        return _step(6, t6, "derived", f"{len(queries)} db.query, {db_ms:.3f} ms in the "
+                     f"database, {rows} rows (time: first query's end - its duration)",
+                     db_queries=len(queries), db_ms=round(db_ms, 3))
+    if finished is None:
+        return _step(6, None, "missing", "no request.finished line")
+    count = finished.get("db_queries") if isinstance(finished.get("db_queries"), int) else 0
+    db_ms = _num(finished.get("db_ms")) or 0.0
+    t6 = _us(finished.get("db_start_us"))
+    if count and t6 is not None:
+        return _step(6, t6, "measured", f"{count} quer{'y' if count == 1 else 'ies'}, {db_ms:.3f} ms "
+                     f"in the database, {finished.get('db_rows')} rows, "
+                     f"{finished.get('components')} components (db_start_us of request.finished)",
+                     db_queries=count, db_ms=round(db_ms, 3))
+    return _step(6, t5, "derived", "no database query (db_queries 0): step 5's time",
+                 db_queries=0, db_ms=0.0)
+
+
 def derive(records: Iterable[dict], request_id: str) -> dict:
     """The trace of ``request_id`` from its records (any order, any mix of layers)."""
     records = [r for r in records if isinstance(r, dict) and r.get("request_id") == request_id]
@@ -258,29 +301,12 @@ def derive(records: Iterable[dict], request_id: str) -> dict:
             steps[4] = _step(4, None, "missing", "no uWSGI request line for this id")
             steps[9] = _step(9, None, "missing", "no uWSGI request line for this id")
 
-        # 5-8: the app's events.
-        started = next((r for r in app if r.get("event") == "request.started"), None)
+        # 5-8: the app's wide event (request.finished), or its fine events at DEBUG.
         finished = next((r for r in reversed(app) if r.get("event") == "request.finished"), None)
         failed = next((r for r in app if r.get("event") == "request.failed"), None)
-        queries = [r for r in app if r.get("event") == "db.query"]
-        t5 = logfiles.event_time(started) if started else None
         t7 = logfiles.event_time(finished) if finished else None
-        steps[5] = _step(5, t5, "measured", f"request.started on {started.get('instance')}"
-                         if started else "no request.started line")
-        db_ms = sum(_num(q.get("duration_ms")) or 0.0 for q in queries)
-        if queries:
-            first = queries[0]
-            t6 = logfiles.event_time(first) - (_num(first.get("duration_ms")) or 0.0) / 1000
-            rows = sum(q.get("rows") or 0 for q in queries if isinstance(q.get("rows"), int))
-            steps[6] = _step(6, t6, "derived", f"{len(queries)} db.query, {db_ms:.3f} ms in the "
-                             f"database, {rows} rows (time: first query's end - its duration)",
-                             db_queries=len(queries), db_ms=round(db_ms, 3))
-        else:
-            other = [r.get("event") for r in app if r.get("event") not in
-                     ("request.started", "request.finished")]
-            steps[6] = _step(6, t5, "derived", "no database query logged" +
-                             (f"; events: {', '.join(map(str, other))}" if other else ""),
-                             db_queries=0, db_ms=0.0)
+        steps[5] = _app_start(app, finished)
+        steps[6] = _app_database(app, finished, steps[5]["time"])
         if failed is not None:
             notes.append(f"the app logged request.failed ({failed.get('error')})")
         if finished is not None:
@@ -428,10 +454,10 @@ def _hops(steps, nginx, uwsgi, app, attempts, request_time) -> list[dict]:
             outside = (t(9) - t(4)) - flask
         add("uWSGI outside Flask", outside, "derived",
             "step 9 - step 4 - Flask duration_ms (WSGI translation both ways)", clamp=True)
-        add("Flask (request.started -> finished)", flask, "measured", "request.finished duration_ms")
+        add("Flask (request start -> finished)", flask, "measured", "request.finished duration_ms")
         db = steps[6].get("db_ms") if steps.get(6) else None
         add("  of which database", None if db is None else db / 1000, "measured",
-            "sum of db.query duration_ms")
+            "db_ms of request.finished (at DEBUG: the sum of db.query duration_ms)")
         back = None
         if t(9) is not None and t(11) is not None:
             back = t(11) - t(9)

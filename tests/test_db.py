@@ -1,5 +1,6 @@
 import multiprocessing
 import sqlite3
+import time
 from collections import Counter
 
 import pytest
@@ -116,7 +117,32 @@ def test_connection_closed_after_request(app):
         conn.execute("SELECT 1")
 
 
-def test_every_query_is_logged_with_request_id(client, log_lines):
+def test_queries_are_summed_up_in_the_wide_event(client, log_lines):
+    before_us = time.time_ns() // 1000
+    response = client.get("/pc-builder-app/table")
+    rid = response.headers["X-Request-ID"]
+    assert not log_lines("db.query")  # DEBUG only
+    (line,) = [r for r in log_lines("request.finished") if r["request_id"] == rid]
+    assert line["db_queries"] == 1 and line["db_rows"] == 58 and line["components"] == 58
+    assert 0 <= line["db_ms"] <= line["duration_ms"]
+    assert before_us <= line["start_us"] <= line["db_start_us"]
+    assert line["db_start_us"] <= line["start_us"] + line["duration_ms"] * 1000
+
+    response = client.get("/pc-builder-app/healthz")
+    line = log_lines("request.finished")[-1]
+    assert line["db_queries"] == 0 and line["db_start_us"] is None and line["components"] == 0
+
+
+@pytest.fixture
+def debug_client(app):
+    from pcbuilder.logging_config import configure_logging
+
+    configure_logging("test", app.config["APP_LOG_FILE"], "DEBUG")
+    return app.test_client()
+
+
+def test_every_query_is_logged_with_request_id_at_debug(debug_client, log_lines):
+    client = debug_client
     response = client.get("/pc-builder-app/table")
     rid = response.headers["X-Request-ID"]
     queries = [line for line in log_lines("db.query") if line.get("request_id") == rid]
@@ -134,6 +160,17 @@ def test_every_query_is_logged_with_request_id(client, log_lines):
     assert len(queries) == 2  # the options list, then the chosen parts
     assert [q["rows"] for q in queries] == [58, 2]
     assert all("duration_ms" in q for q in queries)
+    finished = log_lines("request.finished")[-1]
+    assert finished["db_queries"] == 2 and finished["db_rows"] == 60
+
+
+def test_a_slow_query_is_a_warning_at_any_level(app, client, log_lines):
+    app.config["DB_SLOW_MS"] = 0.0  # every query is "slow"
+    response = client.get("/pc-builder-app/table")
+    (slow,) = log_lines("db.slow_query")
+    assert slow["level"] == "WARNING" and slow["threshold_ms"] == 0.0 and slow["rows"] == 58
+    assert slow["request_id"] == response.headers["X-Request-ID"]
+    assert slow["sql"].startswith("SELECT id, category")
 
 
 def test_readyz_reports_catalog(client):

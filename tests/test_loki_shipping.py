@@ -1,7 +1,8 @@
-"""Unit tests of pcbuilder.loki_shipping against an in-test stand-in for Loki's push API.
+"""Unit tests of the app's Loki shipping against an in-test stand-in for Loki's push API.
 
 ``FakeLoki`` is a wire-format stand-in (http.server in a thread on 127.0.0.1), not Loki:
-it records what is POSTed to /loki/api/v1/push, or accepts and never answers ("hang").
+it records what is POSTed to /loki/api/v1/push, answers with scripted statuses, or
+accepts and never answers ("hang").
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import sys
 import threading
 import time
+import tracemalloc
 import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +21,7 @@ import structlog
 
 from pcbuilder import create_app, loki_shipping
 from pcbuilder.logging_config import configure_logging, json_formatter
+from pcbuilder.loki_backlog import ENTRY_OVERHEAD, Backlog
 from tests.stack_runner import free_port
 from tests.waiting import wait_until
 
@@ -26,12 +29,14 @@ PUSH_PATH = "/loki/api/v1/push"
 
 
 class FakeLoki:
-    """Records pushes; ``mode="hang"`` reads the request and never answers (until stop)."""
+    """Records pushes. ``script`` is a list of (status, headers) answered to the first
+    POSTs in turn (then 204); ``hang`` reads a request and never answers until released."""
 
-    def __init__(self, mode: str = "ok"):
+    def __init__(self, mode: str = "ok", script: list | None = None):
         self.mode = mode
+        self.script = list(script or [])
         self.pushes: list[dict] = []
-        self.posts = 0
+        self.post_times: list[float] = []
         self.release = threading.Event()
         self.lock = threading.Lock()
         fake = self
@@ -40,17 +45,21 @@ class FakeLoki:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with fake.lock:
-                    fake.posts += 1
-                if fake.mode == "hang":
+                    fake.post_times.append(time.monotonic())
+                    status, headers = fake.script.pop(0) if fake.script else (204, {})
+                if fake.mode == "hang" and not fake.release.is_set():
                     fake.release.wait()
                     return
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                payload = json.loads(body)
-                with fake.lock:
-                    fake.pushes.append({"path": self.path, "headers": dict(self.headers),
-                                        "body": payload})
-                self.send_response(204)
+                if status == 204:
+                    if self.headers.get("Content-Encoding") == "gzip":
+                        body = gzip.decompress(body)
+                    with fake.lock:
+                        fake.pushes.append({"path": self.path, "headers": dict(self.headers),
+                                            "body": json.loads(body)})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args):
@@ -63,6 +72,11 @@ class FakeLoki:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_port}{PUSH_PATH}"
+
+    @property
+    def posts(self) -> int:
+        with self.lock:
+            return len(self.post_times)
 
     def __enter__(self):
         self.thread.start()
@@ -90,10 +104,14 @@ class FakeLoki:
         return wait_until(predicate, timeout, "the fake Loki")
 
 
+LOKI_ENV = ["LOKI_URL", "LOKI_BACKLOG_BYTES", "LOKI_BATCH_INTERVAL", "LOKI_TIMEOUT",
+            "LOKI_BATCH_SIZE", "LOKI_SHUTDOWN_TIMEOUT", "LOKI_REPORT_INTERVAL",
+            "LOKI_MAX_BACKOFF", "STACK_ENV"]
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ["LOKI_URL", "LOKI_QUEUE_SIZE", "LOKI_BATCH_INTERVAL", "LOKI_TIMEOUT",
-                 "LOKI_BATCH_SIZE", "LOKI_SHUTDOWN_TIMEOUT", "LOKI_REPORT_INTERVAL", "STACK_ENV"]:
+    for name in LOKI_ENV:
         monkeypatch.delenv(name, raising=False)
     yield
     loki_shipping.configure(None, json_formatter("test"))
@@ -113,15 +131,15 @@ def local_log(tmp_path):
     return read
 
 
-def configure(local_log, url: str, monkeypatch, **env) -> loki_shipping.LokiShipper:
+def configure(local_log, url: str, monkeypatch, **env) -> loki_shipping.LokiHandler:
     defaults = {"LOKI_BATCH_INTERVAL": "0.05", "LOKI_TIMEOUT": "0.5", "LOKI_REPORT_INTERVAL": "0.2",
-                "LOKI_SHUTDOWN_TIMEOUT": "2"}
+                "LOKI_SHUTDOWN_TIMEOUT": "2", "LOKI_MAX_BACKOFF": "0.2"}
     for name, value in {**defaults, **env}.items():
         monkeypatch.setenv(name, str(value))
     configure_logging("unit1", local_log.path, "INFO", loki_url=url, stack_env="ci")
-    shipper = loki_shipping.current()
-    assert shipper is not None and shipper.started
-    return shipper
+    handler = loki_shipping.current()
+    assert handler is not None and handler.sender is not None
+    return handler
 
 
 def in_thread(func, timeout: float = 30.0) -> None:
@@ -142,6 +160,10 @@ def in_thread(func, timeout: float = 30.0) -> None:
     assert not errors, errors
 
 
+def reports(local_log) -> list[dict]:
+    return local_log("loki.report")
+
+
 def test_off_without_url(local_log):
     configure_logging("unit1", local_log.path, "INFO", loki_url="")
     assert loki_shipping.current() is None
@@ -150,23 +172,22 @@ def test_off_without_url(local_log):
     assert [r["event"] for r in local_log()] == ["local.only"]
 
 
-def test_full_queue_drops_and_counts_without_blocking():
-    import queue
-
-    stats = loki_shipping.ShippingStats()
-    handler = loki_shipping.DroppingQueueHandler(queue.Queue(maxsize=3), stats)
-    logger = logging.getLogger("pcbuilder.unit.dropping")
-    logger.propagate = False
-    logger.addHandler(handler)
-    try:
-        for i in range(10):
-            logger.warning("line %d", i)
-    finally:
-        logger.removeHandler(handler)
-    assert handler.queue.qsize() == 3
-    assert stats.dropped == 7
-    first = handler.queue.get_nowait()
-    assert first.getMessage() == "line 0" and first.args is None
+def test_backlog_is_bounded_in_bytes_and_drops_the_oldest():
+    line = b'{"event":"x"}\n'
+    size = len(line) + ENTRY_OVERHEAD
+    backlog = Backlog(max_bytes=10 * size)
+    for i in range(25):
+        backlog.append(i, line, {})
+    assert len(backlog) == 10 and backlog.bytes == 10 * size
+    assert [ts for ts, _l, _m in backlog.entries] == list(range(15, 25))  # newest kept
+    assert backlog.counters.dropped == {"overflow": 15}
+    # a batch in flight still counts; a retried batch goes back in front, in order
+    batch = backlog.take(4)
+    backlog.append(25, line, {})
+    assert backlog.bytes <= backlog.max_bytes
+    backlog.put_back(batch)
+    assert [ts for ts, _l, _m in backlog.entries][:4] == [ts for ts, _l, _m in batch]
+    assert backlog.bytes <= backlog.max_bytes
 
 
 def test_lines_labels_metadata_and_timestamps(local_log, monkeypatch):
@@ -188,19 +209,20 @@ def test_lines_labels_metadata_and_timestamps(local_log, monkeypatch):
     labels, value = entries[0]
     assert labels == {"service_name": "pc-builder", "layer": "app", "instance": "unit1", "env": "ci"}
     ts, line, metadata = value
-    line = json.loads(line)
     assert metadata == {"request_id": "unit-rid-0001", "method": "GET", "path": "/x", "status": "200"}
+    # the same bytes as the local line: rendered once, never parsed back
+    local = open(local_log.path, encoding="utf-8").read().splitlines()
+    assert line == local[0]
+    line = json.loads(line)
     assert line["event"] == "shipped.one" and line["request_id"] == "unit-rid-0001"
-    # the same JSON object as the local line
-    assert line == local_log("shipped.one")[0]
     # entry time = record creation time in ns = the line's own "time" field
     assert t0 - 1000 <= int(ts) <= t1 + 1000
     from datetime import datetime
-    line_us = int(datetime.fromisoformat(line["time"]).timestamp() * 1e6)
+    line_us = round(datetime.fromisoformat(line["time"]).timestamp() * 1e6)
     assert abs(int(ts) // 1000 - line_us) <= 1
     # an ISO "timestamp" field in the event neither moves the entry time nor the line
     ts2, line2 = entries[1][1][0], json.loads(entries[1][1][1])
-    assert line2["timestamp_"] == "2001-01-01T00:00:00Z"
+    assert line2["timestamp"] == "2001-01-01T00:00:00Z"
     assert int(ts2) >= int(ts)
     assert len(entries[1][1]) == 2  # no metadata outside a request
 
@@ -214,88 +236,127 @@ def test_non_serialisable_field_does_not_lose_the_batch(local_log, monkeypatch):
             raise RuntimeError("no repr")
 
     with FakeLoki() as loki:
-        shipper = configure(local_log, loki.url, monkeypatch, LOKI_BATCH_INTERVAL=0.5)
+        handler = configure(local_log, loki.url, monkeypatch, LOKI_BATCH_INTERVAL=0.5)
         log = structlog.get_logger("pcbuilder.unit")
         log.info("before")
-        log.info("odd", obj=object(), a_set={1, 2}, raw=b"\xff\x00", bad=Unprintable(),
-                 surrogate="\udcff", nl="a\nb\"c")
+        log.info("odd", obj=object(), a_set={1, 2}, bad=Unprintable(), nl="a\nb\"c")
+        log.info("surrogate", value="\udcff")
         log.info("after")
-        lines = loki.wait_for(lambda: len(loki.lines()) >= 3 and loki.lines())
+        lines = loki.wait_for(lambda: len(loki.lines()) >= 4 and loki.lines())
         assert len(loki.pushes) == 1  # one batch, and it was not lost
-        assert shipper.stats.failed_batches == 0 and shipper.stats.lost_lines == 0
-    assert [r["event"] for r in lines] == ["before", "odd", "after"]
+        assert handler.backlog.counters.dropped == {}
+    assert [r["event"] for r in lines] == ["before", "odd", "surrogate", "after"]
     odd = lines[1]
     assert odd["obj"].startswith("<object object")
     assert odd["bad"] == "__could_not_encode__"
     assert odd["nl"] == "a\nb\"c"
-    assert odd["surrogate"] == "\udcff"
+    assert lines[2]["value"] == "\udcff"
 
 
-def test_hanging_loki_does_not_block_logging_and_memory_stays_bounded(local_log, monkeypatch):
+def test_request_threads_never_wait_for_a_hanging_loki_and_memory_stays_bounded(local_log, monkeypatch):
+    bound = 200_000
     with FakeLoki(mode="hang") as loki:
-        shipper = configure(local_log, loki.url, monkeypatch, LOKI_QUEUE_SIZE=50,
-                            LOKI_TIMEOUT=30)  # the post would hang far longer than the test
+        handler = configure(local_log, loki.url, monkeypatch, LOKI_BACKLOG_BYTES=bound,
+                            LOKI_TIMEOUT=30)  # the push hangs far longer than the test
         log = structlog.get_logger("pcbuilder.unit")
         log.info("first")
-        loki.wait_for(lambda: loki.posts >= 1)  # the sender is now stuck in a post
+        loki.wait_for(lambda: loki.posts >= 1)  # the sender is now stuck in a push
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
 
         def burst():
-            for i in range(3000):
-                log.info("burst", i=i)
+            for i in range(5000):  # ~2.5 MB of lines: over ten times the bound
+                log.info("burst", i=i, padding="p" * 300)
 
         in_thread(burst)
-        assert shipper.stats.dropped > 0
-        assert shipper.queue.qsize() <= 50
-        assert shipper.loki.buffer.qsize() <= 50
-        # the local log has every line
-        assert len(local_log("burst")) == 3000
-        # and says how many did not make it to Loki
-        reports = loki.wait_for(lambda: local_log("loki.dropped"))
-        assert reports[0]["level"] == "WARNING" and reports[0]["dropped"] > 0
-        assert reports[0]["logger"] == "pcbuilder.loki"
-        # shutdown with Loki still hanging is bounded
-        in_thread(lambda: shipper.stop(timeout=1.0), timeout=15)
-    assert all(r["event"] != "loki.dropped" for r in loki.lines())
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        backlog = handler.backlog
+        assert backlog.bytes <= bound
+        assert grown <= bound * 1.5, f"{grown} bytes held for Loki with a {bound}-byte bound"
+        assert backlog.counters.dropped["overflow"] > 0
+        assert len(local_log("burst")) == 5000  # the local log has every line
+        # shutdown with Loki still hanging is bounded, and says what was lost
+        in_thread(lambda: handler.stop(timeout=1.0), timeout=15)
+    report = reports(local_log)[-1]
+    assert report["level"] == "WARNING" and report["logger"] == "pcbuilder.loki"
+    assert report["dropped_total"]["overflow"] > 0 and report["dropped_total"]["shutdown"] > 0
 
 
-def test_refused_port_counts_failures_and_the_app_is_unaffected(tmp_path, local_log, monkeypatch):
-    url = f"http://127.0.0.1:{free_port()}{PUSH_PATH}"
-    for name, value in {"LOKI_BATCH_INTERVAL": "0.05", "LOKI_REPORT_INTERVAL": "0.2"}.items():
+def test_failed_pushes_are_retried_until_loki_is_back_in_order_and_once(local_log, monkeypatch):
+    script = [(503, {}), (500, {}), (502, {})]
+    with FakeLoki(script=script) as loki:
+        handler = configure(local_log, loki.url, monkeypatch, LOKI_BATCH_SIZE=7)
+        log = structlog.get_logger("pcbuilder.unit")
+        for i in range(30):
+            log.info("kept", i=i)
+        loki.wait_for(lambda: [r["i"] for r in loki.lines() if r["event"] == "kept"] == list(range(30)))
+        assert handler.backlog.counters.failed == {"http_5xx": 3}
+        assert handler.backlog.counters.dropped == {}
+        # the counters reach Loki too, once it is back
+        shipped = loki.wait_for(lambda: [r for r in loki.lines() if r["event"] == "loki.report"])
+    assert shipped[0]["failed"] == {"http_5xx": shipped[0]["failed"]["http_5xx"]}
+    assert reports(local_log)[0]["failed_total"]["http_5xx"] >= 1
+
+
+def test_429_waits_for_retry_after(local_log, monkeypatch):
+    with FakeLoki(script=[(429, {"Retry-After": "1"})]) as loki:
+        configure(local_log, loki.url, monkeypatch)
+        structlog.get_logger("pcbuilder.unit").info("limited")
+        loki.wait_for(lambda: [r for r in loki.lines() if r["event"] == "limited"])
+        first, second = loki.post_times[:2]
+    assert second - first >= 1.0
+
+
+def test_400_is_not_retried_and_is_counted_as_rejected(local_log, monkeypatch):
+    with FakeLoki(script=[(400, {})]) as loki:
+        handler = configure(local_log, loki.url, monkeypatch)
+        structlog.get_logger("pcbuilder.unit").info("refused")
+        wait_until(lambda: handler.backlog.counters.dropped, 10, "the rejection")
+        structlog.get_logger("pcbuilder.unit").info("next")
+        loki.wait_for(lambda: [r for r in loki.lines() if r["event"] == "next"])
+        assert handler.backlog.counters.dropped == {"rejected": 1}
+    assert "refused" not in [r["event"] for r in loki.lines()]
+
+
+def test_first_failure_is_reported_at_once_and_requests_are_unaffected(tmp_path, local_log, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}{PUSH_PATH}"  # nothing listens: refused
+    for name, value in {"LOKI_BATCH_INTERVAL": "0.05", "LOKI_REPORT_INTERVAL": "600"}.items():
         monkeypatch.setenv(name, value)
     app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "db.sqlite3"),
                       "APP_LOG_FILE": local_log.path, "INSTANCE_NAME": "unit1", "LOKI_URL": url})
-    shipper = loki_shipping.current()
-    assert shipper is not None and shipper.started
+    handler = loki_shipping.current()
+    assert handler is not None and handler.sender is not None
     client = app.test_client()
     for _ in range(5):
         assert client.get("/pc-builder-app/healthz").status_code == 200
-    reports = _wait(lambda: local_log("loki.send_failed"))
-    assert reports[0]["failed_batches"] >= 1 and reports[0]["lost_lines"] >= 1
-    assert "ConnectionError" in reports[0]["error"] or "Connection" in reports[0]["error"]
-    assert shipper.stats.failed_batches >= 1
+    report = wait_until(lambda: reports(local_log), 10, "a report")[0]  # long before 600 s
+    assert report["failed"]["unreachable"] >= 1 and "Connection" in report["error"]
+    assert report["backlog_lines"] >= 1  # kept for a retry, not thrown away
     assert len(local_log("request.finished")) == 5
 
 
 def test_shutdown_flushes_what_is_queued(local_log, monkeypatch):
     with FakeLoki() as loki:
-        shipper = configure(local_log, loki.url, monkeypatch, LOKI_BATCH_INTERVAL=60)
+        handler = configure(local_log, loki.url, monkeypatch, LOKI_BATCH_INTERVAL=60)
         log = structlog.get_logger("pcbuilder.unit")
         for i in range(25):
             log.info("queued", i=i)
         assert loki.entries() == []
-        shipper.stop(timeout=5)
+        backlog = handler.backlog
+        handler.stop(timeout=5)
         assert [r["i"] for r in loki.lines()] == list(range(25))
-        assert shipper.stats.sent_lines == 25
+        assert backlog.counters.sent_lines == 25
         log.info("after.stop")  # detached: not shipped, still local
         assert local_log("after.stop")
     assert len(loki.lines()) == 25
 
 
-def test_reconfigure_keeps_one_shipper_and_no_duplicates(local_log, monkeypatch):
+def test_reconfigure_keeps_one_handler_and_no_duplicates(local_log, monkeypatch):
     with FakeLoki() as loki:
         first = configure(local_log, loki.url, monkeypatch)
         second = configure(local_log, loki.url, monkeypatch)
-        assert first is not second and first._stopped and second.started
+        assert first is not second and first.sender is None and second.sender is not None
         names = [h.get_name() for h in logging.getLogger().handlers]
         assert names.count("pcbuilder-loki") == 1 and names.count("pcbuilder-local") == 1
         structlog.get_logger("pcbuilder.unit").info("once")
@@ -305,35 +366,30 @@ def test_reconfigure_keeps_one_shipper_and_no_duplicates(local_log, monkeypatch)
         assert len(local_log("once")) == 1
 
 
-def test_under_uwsgi_master_threads_start_only_after_fork(local_log, monkeypatch):
+def test_under_uwsgi_master_nothing_ships_until_after_fork(local_log, monkeypatch):
     """With a stand-in ``uwsgi`` module whose worker_id() is 0 (the master), configure
-    starts nothing and registers a post-fork hook; the hook starts shipping."""
+    starts no thread and ships nothing; the post-fork hook starts shipping."""
     fake = types.ModuleType("uwsgi")
     fake.worker_id = lambda: 0
     fake.masterpid = lambda: 1
     monkeypatch.setitem(sys.modules, "uwsgi", fake)
     monkeypatch.delitem(sys.modules, "uwsgidecorators", raising=False)
     monkeypatch.setattr(loki_shipping, "_postfork_installed", False)
-    monkeypatch.setattr(loki_shipping, "_exit_registered", set())
+    monkeypatch.setattr(loki_shipping, "_exit_hooked_pid", None)
     with FakeLoki() as loki:
         monkeypatch.setenv("LOKI_BATCH_INTERVAL", "0.05")
         before = {t.name for t in threading.enumerate()}
         configure_logging("unit1", local_log.path, "INFO", loki_url=loki.url)
-        shipper = loki_shipping.current()
-        assert shipper is not None and not shipper.started
+        handler = loki_shipping.current()
+        assert handler is not None and handler.sender is None
         assert {t.name for t in threading.enumerate()} == before
-        assert "pcbuilder-loki" not in [h.get_name() for h in logging.getLogger().handlers]
         structlog.get_logger("pcbuilder.unit").info("in.master")  # local only
 
         fake.post_fork_hook()  # what uWSGI calls in each worker after fork
-        assert shipper.started
-        assert "loki-listener" in {t.name for t in threading.enumerate()}
+        assert handler.sender is not None
+        assert "loki-sender" in {t.name for t in threading.enumerate()}
         structlog.get_logger("pcbuilder.unit").info("in.worker")
         lines = loki.wait_for(lambda: loki.lines())
         assert [r["event"] for r in lines] == ["in.worker"]
         assert callable(fake.atexit)
     monkeypatch.delitem(sys.modules, "uwsgidecorators", raising=False)
-
-
-def _wait(predicate, timeout: float = 10.0):
-    return wait_until(predicate, timeout)

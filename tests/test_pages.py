@@ -67,17 +67,16 @@ def test_table_renders_all_58_rows(client, log_lines):
     assert row_ids(html) == list(range(1, 59))
     assert "Ryzen 7 7800X3D" in html and "$1,799.99" in html
 
-    retrieved = log_lines("components.retrieved")
-    assert len(retrieved) == 1
-    assert retrieved[0]["count"] == 58
-    assert retrieved[0]["logger"] == "pcbuilder.pages"
-    assert retrieved[0]["request_id"] == response.headers["X-Request-ID"]
+    finished = log_lines("request.finished")
+    assert len(finished) == 1 and not log_lines("components.retrieved")  # DEBUG only
+    assert finished[0]["components"] == 58
+    assert finished[0]["request_id"] == response.headers["X-Request-ID"]
 
 
 def test_table_category_filter(client, log_lines):
     html = client.get(f"{BASE}/table?category=gpu").get_data(as_text=True)
     assert row_ids(html) == list(range(24, 32))
-    assert log_lines("components.retrieved")[-1]["count"] == 8
+    assert log_lines("request.finished")[-1]["components"] == 8
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])

@@ -386,3 +386,52 @@ def trace_free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --- the default level: one wide event per request ------------------------------------
+
+WIDE = {**APP[-1], "route": "/pc-builder-app/table", "start_us": 1795558533267626,
+        "db_queries": 1, "db_ms": 5.23, "db_rows": 58, "db_start_us": 1795558533269714,
+        "components": 58, "worker": 2}
+
+
+def recorded_at_info():
+    """What INFO writes: the fine app events (DEBUG) are absent, the wide event carries
+    start_us and the database summary."""
+    return copy.deepcopy([NGINX, UWSGI, WIDE, BROWSER, OTHER])
+
+
+def test_steps_5_and_6_come_from_the_wide_event_at_info():
+    result = trace.derive(recorded_at_info(), RID)
+    steps = by_number(result)
+    assert result["missing"] == [] and result["order"]["consistent"]
+    assert steps[5]["time"] == pytest.approx(1795558533.267626)
+    assert steps[5]["source"] == "measured" and "start_us" in steps[5]["detail"]
+    assert steps[6]["time"] == pytest.approx(1795558533.269714)
+    assert steps[6]["source"] == "measured" and "db_start_us" in steps[6]["detail"]
+    assert steps[6]["db_queries"] == 1 and steps[6]["db_ms"] == 5.23
+    assert hop(result, "  of which database")["ms"] == 5.23
+    assert steps[7]["time"] == pytest.approx(1795558533.341316)
+
+
+def test_at_info_the_wide_event_gives_the_same_steps_as_the_fine_events():
+    fine, wide = trace.derive(recorded(), RID), trace.derive(recorded_at_info(), RID)
+    for n in (1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12):
+        assert by_number(wide)[n]["time"] == pytest.approx(by_number(fine)[n]["time"], abs=1e-6)
+    # the fine events derive step 6 (query end - duration); the wide event measures it
+    assert by_number(wide)[6]["time"] == pytest.approx(by_number(fine)[6]["time"], abs=1e-6)
+
+
+def test_a_request_without_queries_has_step_6_at_step_5():
+    lines = recorded_at_info()
+    lines[2].update(db_queries=0, db_ms=0.0, db_rows=0, db_start_us=None, components=0)
+    steps = by_number(trace.derive(lines, RID))
+    assert steps[6]["time"] == steps[5]["time"] and steps[6]["source"] == "derived"
+    assert steps[6]["db_queries"] == 0
+
+
+def test_a_wide_event_without_start_us_leaves_step_5_missing_not_invented():
+    lines = recorded_at_info()
+    del lines[2]["start_us"]
+    steps = by_number(trace.derive(lines, RID))
+    assert steps[5]["time"] is None and steps[5]["source"] == "missing"

@@ -18,6 +18,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         APP_LOG_FILE=os.environ.get("APP_LOG_FILE") or None,
         BROWSER_LOG_FILE=os.environ.get("BROWSER_LOG_FILE") or None,
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
+        # A query at least this slow is logged at WARNING whatever LOG_LEVEL says.
+        DB_SLOW_MS=float(os.environ.get("DB_SLOW_MS", 100)),
         # Bodies beyond this get a 413 before Flask reads them.
         MAX_CONTENT_LENGTH=int(os.environ.get("MAX_BODY_BYTES", 64 * 1024)),
     )

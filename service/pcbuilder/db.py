@@ -5,8 +5,9 @@ Request handlers only read: each request gets one connection in ``g`` that is op
 ``query_only`` on. The only writer is :func:`ensure_seeded`, which runs at start-up in
 every uWSGI process and must therefore be safe to run concurrently.
 
-Every query goes through :func:`_query`, which logs a ``db.query`` line with the SQL,
-duration and row count (the request id comes from structlog's context variables).
+Every query goes through :func:`_query`, which adds it to the request's wide event
+(``db_queries``, ``db_ms``, ``db_rows``, ``db_start_us``), logs a ``db.query`` line at
+DEBUG and a ``db.slow_query`` WARNING when it takes ``DB_SLOW_MS`` or longer.
 """
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ import click
 import structlog
 from flask import Flask, current_app, g
 
+from . import request_log
+from .logging_config import debug_enabled
 from .catalog import CATEGORIES, COMMON_FIELDS, COMPONENTS, attributes_of
 
-log = structlog.get_logger("pcbuilder.db")
+LOGGER = "pcbuilder.db"
+log = structlog.get_logger(LOGGER)
 
 #: Milliseconds a connection waits for another process's lock before failing.
 BUSY_TIMEOUT_MS = 5000
@@ -159,14 +163,38 @@ def init_app(app: Flask) -> None:
 # --- queries -------------------------------------------------------------------
 
 def _query(sql: str, params=()) -> list[sqlite3.Row]:
-    """Run one read query on the request's connection and log it."""
-    sql = " ".join(sql.split())  # one line in the log, whatever the source formatting
+    """Run one read query on the request's connection; count it in the request's wide
+    event (step 6), log it at DEBUG, and at WARNING when slower than ``DB_SLOW_MS``."""
     db = get_db()
+    stats = request_log.stats()
+    if stats is not None and stats.db_start_us is None:
+        stats.db_start_us = time.time_ns() // 1000
     started = time.perf_counter()
     rows = db.execute(sql, params).fetchall()
-    duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    log.info("db.query", sql=sql, duration_ms=duration_ms, rows=len(rows))
+    duration_ms = (time.perf_counter() - started) * 1000
+    if stats is not None:
+        stats.db_queries += 1
+        stats.db_ms += duration_ms
+        stats.db_rows += len(rows)
+    slow_ms = current_app.config["DB_SLOW_MS"]
+    if duration_ms >= slow_ms:
+        log.warning("db.slow_query", sql=_one_line(sql), duration_ms=round(duration_ms, 3),
+                    rows=len(rows), threshold_ms=slow_ms)
+    elif debug_enabled(LOGGER):
+        log.debug("db.query", sql=_one_line(sql), duration_ms=round(duration_ms, 3), rows=len(rows))
     return rows
+
+
+def _one_line(sql: str) -> str:
+    return " ".join(sql.split())  # one line in the log, whatever the source formatting
+
+
+def _retrieved(components):
+    """Count components handed to the view in the request's wide event."""
+    stats = request_log.stats()
+    if stats is not None:
+        stats.components += len(components)
+    return components
 
 
 def _to_component(row: sqlite3.Row) -> dict:
@@ -202,14 +230,14 @@ def list_components(category: str | None = None, search: str | None = None,
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {SORT_COLUMNS[sort]} {order.upper()}, id"
-    return [_to_component(row) for row in _query(sql, params)]
+    return _retrieved([_to_component(row) for row in _query(sql, params)])
 
 
 def get_component(component_id: int) -> dict | None:
     if not _INT64_MIN <= component_id <= _INT64_MAX:
         return None
     rows = _query(f"SELECT {_COLUMNS} FROM components WHERE id = ?", (component_id,))
-    return _to_component(rows[0]) if rows else None
+    return _retrieved([_to_component(rows[0])])[0] if rows else None
 
 
 def get_components(ids) -> dict[int, dict]:
@@ -219,7 +247,7 @@ def get_components(ids) -> dict[int, dict]:
         return {}
     placeholders = ", ".join("?" * len(ids))
     rows = _query(f"SELECT {_COLUMNS} FROM components WHERE id IN ({placeholders})", ids)
-    return {row["id"]: _to_component(row) for row in rows}
+    return {c["id"]: c for c in _retrieved([_to_component(row) for row in rows])}
 
 
 def categories() -> list[str]:

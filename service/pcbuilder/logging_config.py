@@ -1,22 +1,33 @@
 """The one place where the app's logging is configured.
 
-structlog builds the event (context variables, level, logger name) and hands it to
-the standard library as ``extra`` fields (``render_to_log_kwargs``); python-json-logger
-renders each record as one JSON object per line. Every stdlib logger (Flask, werkzeug,
-libraries) therefore ends up as JSON on the same stream.
+structlog builds the event (context variables, level, logger name) and hands the event
+dict to the standard library as the record's message; python-json-logger renders each
+record as one JSON object per line. Every stdlib logger (Flask, werkzeug, libraries)
+therefore ends up as JSON on the same stream.
 
-When ``LOKI_URL`` is set, the same records (and the same JSON line) are also shipped to
-Loki by :mod:`pcbuilder.loki_shipping` (bounded queue, sender started after fork); the
-local stream is unchanged either way.
+Cost matters: this runs for every request (README "What observability costs"). So:
+
+- the fine-grained per-request events (DEBUG) are guarded by :func:`debug_enabled`
+  (stdlib's cached ``isEnabledFor``: ~0.1 us), so at INFO they cost nothing;
+- a line is rendered once, by python-json-logger's msgspec formatter (the fastest of
+  the serializers it ships, measured in ``bench/log_cost.py``), into bytes that the file
+  writer and the Loki shipper share (:class:`LineFormatter`);
+- stdlib's per-record caller, thread and process-name lookups are off (no line carries
+  them; the logging HOWTO's "Optimization" section).
+
+When ``LOKI_URL`` is set, the same rendered lines are also shipped to Loki by
+:mod:`pcbuilder.loki_shipping`; the local stream is unchanged either way.
 """
 from __future__ import annotations
 
+import json
 import logging
-import os
 import sys
+from datetime import datetime, timezone
 
 import structlog
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.json import JsonEncoder
+from pythonjsonlogger.msgspec import MsgspecFormatter
 
 from .log_file import AppendFileHandler
 
@@ -25,26 +36,23 @@ _RENAME = {
     "levelname": "level", "name": "logger", "message": "event", "process": "pid",
     "exc_info": "traceback",
 }
+_FORMAT = "%(levelname)s %(name)s %(message)s %(process)d"
 _HANDLER_NAME = "pcbuilder-local"
 #: The browser's navigation timings (steps 1 and 12), logged by the beacon endpoint.
 BROWSER_LOGGER = "pcbuilder.browser"
 _BROWSER_HANDLER_NAME = "pcbuilder-browser"
-
-#: Event keys that would clash with a LogRecord attribute (``makeRecord`` raises KeyError
-#: on ``extra={"name": ...}``) or overwrite one of the line's own fields.
-_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
-    "message", "asctime"}
-_LINE_FIELDS = frozenset({"time", "level", "logger", "pid", "layer", "instance", "traceback",
-                          "timestamp"})
-#: Passed by render_to_log_kwargs as logging keyword arguments, not as extra.
-_LOG_KWARGS = frozenset({"event", "exc_info", "stack_info", "stacklevel"})
-_RESERVED = (_RECORD_ATTRS | _LINE_FIELDS) - _LOG_KWARGS
+#: The line's own fields: an event key with one of these names is renamed (``level`` ->
+#: ``level_``) rather than forge or overwrite the field.
+_LINE_FIELDS = frozenset({"time", "level", "logger", "pid", "layer", "instance", "traceback"})
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def rename_reserved_keys(_logger, _method, event_dict):
-    """structlog processor: ``name=...`` becomes ``name_=...`` (and so on) instead of a
-    KeyError at the call site or a forged ``level``/``instance`` in the line."""
-    for key in [k for k in event_dict if k in _RESERVED]:
+def guard_line_fields(_logger, _method, event_dict):
+    """structlog processor: ``level=...`` becomes ``level_=...`` (and so on) instead of a
+    forged ``level``/``instance`` in the line."""
+    if _LINE_FIELDS.isdisjoint(event_dict):
+        return event_dict
+    for key in [k for k in event_dict if k in _LINE_FIELDS]:
         new = key + "_"
         while new in event_dict:
             new += "_"
@@ -52,32 +60,83 @@ def rename_reserved_keys(_logger, _method, event_dict):
     return event_dict
 
 
-class LineFormatter(JsonFormatter):
-    """python-json-logger's formatter, formatting each record once.
+def event_dict_as_message(_logger, method_name, event_dict):
+    """structlog's last processor: the event dict becomes the stdlib record's ``msg``
+    (python-json-logger renders a dict message as fields), ``exc_info`` stays a keyword."""
+    kwargs = {}
+    for key in ("exc_info", "stack_info"):
+        if key in event_dict:
+            kwargs[key] = event_dict.pop(key)
+    if method_name == "exception":
+        kwargs.setdefault("exc_info", True)
+    return (event_dict,), kwargs
 
-    The local file and the Loki shipper carry the same line: the second formatter with
-    the same static fields reuses the first one's text (kept on the record under a
-    ``_`` name, which python-json-logger never outputs) instead of rendering it again.
+
+class LineFormatter(MsgspecFormatter):
+    """python-json-logger's msgspec formatter with a lean path for structlog events.
+
+    ``format`` renders once per record: the bytes are kept on the record (under a ``_``
+    name, which python-json-logger never outputs) for every handler that writes the line.
     """
 
-    def format(self, record: logging.LogRecord) -> str:
-        key = tuple(self.static_fields.items())
+    def add_fields(self, log_data, record, message_dict):
+        if not isinstance(record.msg, dict):  # a plain stdlib logger: the library's way
+            super().add_fields(log_data, record, message_dict)
+            return
+        # The documented extension point, for our own events: the same fields as the
+        # library's general path, merged in C instead of key by key.
+        log_data.update(level=record.levelname, logger=record.name, pid=record.process)
+        log_data.update(self.static_fields)
+        log_data.update(message_dict)
+        if "exc_info" in log_data:
+            log_data["traceback"] = log_data.pop("exc_info")
+        log_data["time"] = datetime.fromtimestamp(record.created, tz=timezone.utc)
+
+    def jsonify_log_record(self, log_data) -> str:
+        try:
+            return super().jsonify_log_record(log_data)
+        except (UnicodeEncodeError, TypeError, ValueError):
+            # A lone surrogate (not UTF-8): the library's stdlib-json encoder escapes it,
+            # so the line survives.
+            return json.dumps(log_data, cls=JsonEncoder, ensure_ascii=True)
+
+    def line(self, record: logging.LogRecord) -> bytes:
+        """The record's JSON line with its newline, rendered at most once."""
         cached = record.__dict__.get("_stack_line")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        line = super().format(record)
-        record._stack_line = (key, line)
-        return line
+        if cached is None:
+            cached = record._stack_line = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+        return cached
 
 
-def json_formatter(instance: str, layer: str = "app") -> JsonFormatter:
-    return LineFormatter(
-        "%(levelname)s %(name)s %(message)s %(process)d",
-        rename_fields=_RENAME,
-        static_fields={"layer": layer, "instance": instance},
-        timestamp="time",  # UTC, microseconds, ISO 8601
-        json_ensure_ascii=True,  # any byte a client sends stays inside a JSON string
-    )
+def json_formatter(instance: str, layer: str = "app") -> LineFormatter:
+    return LineFormatter(_FORMAT, rename_fields=_RENAME,
+                         static_fields={"layer": layer, "instance": instance},
+                         timestamp="time")  # UTC, microseconds, ISO 8601
+
+
+class LineHandler(logging.Handler):
+    """Writes each record's rendered line to its file (or stdout) in one write."""
+
+    def __init__(self, formatter: LineFormatter, log_file: str | None):
+        super().__init__()
+        self.setFormatter(formatter)
+        self.file = AppendFileHandler(log_file) if log_file else None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = self.formatter.line(record)
+            if self.file is not None:
+                self.file.write_line(data)
+            else:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+        except Exception:  # logging must never fail the caller
+            self.handleError(record)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        super().close()
 
 
 def _replace_handler(logger: logging.Logger, name: str, handler: logging.Handler) -> None:
@@ -86,6 +145,20 @@ def _replace_handler(logger: logging.Logger, name: str, handler: logging.Handler
         old.close()
     handler.set_name(name)
     logger.addHandler(handler)
+
+
+def debug_enabled(logger_name: str) -> bool:
+    """Whether a DEBUG event of this logger would be written: the guard of the
+    per-request fine events (the logging HOWTO's ``isEnabledFor`` idiom)."""
+    return logging.getLogger(logger_name).isEnabledFor(logging.DEBUG)
+
+
+def check_level(level: str) -> str:
+    """``LOG_LEVEL`` as logging's name for it, or ValueError naming the allowed values."""
+    name = (level or "INFO").strip().upper()
+    if name not in LEVELS:
+        raise ValueError(f"LOG_LEVEL={level!r} is not one of {', '.join(LEVELS)}")
+    return name
 
 
 def configure_logging(instance: str, log_file: str | None = None, level: str = "INFO",
@@ -98,32 +171,34 @@ def configure_logging(instance: str, log_file: str | None = None, level: str = "
     ``browser_log_file`` receives the ``BROWSER_LOGGER`` lines (``layer: "browser"``):
     the browser is another layer, so its lines stay off the app's stream.
     """
+    level = check_level(level)
+    structlog.reset_defaults()
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            # stdlib's level, not a level baked into cached loggers: a later call of
+            # this function (tests) changes it for every logger.
             structlog.stdlib.filter_by_level,
-            rename_reserved_keys,
-            structlog.stdlib.render_to_log_kwargs,
+            structlog.contextvars.merge_contextvars,
+            guard_line_fields,
+            event_dict_as_message,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-
-    # No line carries a file name or line number, so skip the caller lookup stdlib
-    # logging does for every record (the logging HOWTO's "Optimization" section).
     logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    logging.logProcesses = True  # pid is a field of every line
 
     root = logging.getLogger()
-    handler = AppendFileHandler(log_file) if log_file else logging.StreamHandler(sys.stdout)
-    handler.setFormatter(json_formatter(instance))
-    _replace_handler(root, _HANDLER_NAME, handler)
-    root.setLevel(level.upper())
+    formatter = json_formatter(instance)
+    _replace_handler(root, _HANDLER_NAME, LineHandler(formatter, log_file))
+    root.setLevel(level)
 
     browser = logging.getLogger(BROWSER_LOGGER)
-    handler = AppendFileHandler(browser_log_file) if browser_log_file else logging.StreamHandler(sys.stdout)
-    handler.setFormatter(json_formatter(instance, layer="browser"))
-    _replace_handler(browser, _BROWSER_HANDLER_NAME, handler)
+    _replace_handler(browser, _BROWSER_HANDLER_NAME,
+                     LineHandler(json_formatter(instance, layer="browser"), browser_log_file))
     browser.setLevel(logging.INFO)
     browser.propagate = False
     # werkzeug's own access log would duplicate request.finished
@@ -132,4 +207,5 @@ def configure_logging(instance: str, log_file: str | None = None, level: str = "
     from . import loki_shipping
 
     settings = loki_shipping.LokiSettings.from_env(instance, url=loki_url, stack_env=stack_env)
-    loki_shipping.configure(settings if settings.url else None, json_formatter(instance))
+    loki_shipping.configure(settings if settings.url else None, formatter)
+

@@ -1,18 +1,27 @@
-"""Per-request logging: binds the request id and logs request.started / request.finished.
+"""Per-request logging: the request id, and one wide event per request.
 
 The id comes from the ``REQUEST_ID`` WSGI variable that NGINX sets after validating the
 client's ``X-Request-ID`` (a CGI variable, so a client header can never supply it). When
 the app runs without NGINX (tests, ``flask run``) a fresh id is generated here.
+
+Every request ends in ONE ``request.finished`` line at INFO (a "canonical log line"):
+method, route, path, status, bytes, when the app began it (``start_us``, step 5 of the
+twelve) and how long it took, the database work (``db_queries``, ``db_ms``, ``db_rows``,
+``db_start_us``: step 6), the components retrieved, instance, pid, worker and trace
+context. The fine-grained ``request.started`` / ``db.query`` / ``components.retrieved``
+are DEBUG (``LOG_LEVEL=DEBUG``); a slow query is a WARNING (``db.py``).
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import structlog
 from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from .logging_config import debug_enabled
 from .request_ids import is_valid, new_request_id
 from .views.api import is_api_request
 
@@ -21,7 +30,40 @@ try:  # present only inside uWSGI
 except ImportError:
     uwsgi = None
 
-log = structlog.get_logger("pcbuilder.request")
+LOGGER = "pcbuilder.request"
+log = structlog.get_logger(LOGGER)
+
+
+class RequestStats:
+    """What the request did, gathered while it runs, logged once at the end."""
+
+    __slots__ = ("start_us", "started", "db_queries", "db_ms", "db_rows", "db_start_us",
+                 "components")
+
+    def __init__(self):
+        self.start_us = time.time_ns() // 1000
+        self.started = time.perf_counter()
+        self.db_queries = 0
+        self.db_ms = 0.0
+        self.db_rows = 0
+        self.db_start_us = None
+        self.components = 0
+
+
+def stats() -> RequestStats | None:
+    """The current request's stats (None outside a request, e.g. at start-up)."""
+    return g.get("request_stats") if g else None
+
+
+_worker = (None, 0)  # (pid, uWSGI worker id), looked up once per process
+
+
+def worker_id() -> int:
+    global _worker
+    pid = os.getpid()
+    if _worker[0] != pid:
+        _worker = (pid, uwsgi.worker_id() if uwsgi is not None else 0)
+    return _worker[1]
 
 
 def uri_for_log(environ) -> str:
@@ -37,34 +79,45 @@ def uri_for_log(environ) -> str:
 
 
 def _begin_request() -> None:
+    g.request_stats = RequestStats()
     rid = request.environ.get("REQUEST_ID")
     if not is_valid(rid):
         rid = new_request_id()
     g.request_id = rid
-    g.request_started = time.perf_counter()
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=rid)
     # W3C trace context, validated by NGINX (empty when absent or malformed).
     traceparent = request.environ.get("TRACEPARENT")
     if traceparent:
-        structlog.contextvars.bind_contextvars(traceparent=traceparent)
+        structlog.contextvars.bind_contextvars(request_id=rid, traceparent=traceparent)
+    else:
+        structlog.contextvars.bind_contextvars(request_id=rid)
     if uwsgi is not None:
         uwsgi.set_logvar("rid", rid)
         uwsgi.set_logvar("uri_json", uri_for_log(request.environ))
-    log.info("request.started", method=request.method, path=request.path)
+    if debug_enabled(LOGGER):
+        log.debug("request.started", method=request.method, path=request.path)
 
 
 def _finish_request(response):
     response.headers["X-Request-ID"] = g.request_id
-    duration_ms = (time.perf_counter() - g.request_started) * 1000
+    st = g.request_stats
     size = response.calculate_content_length()
+    rule = request.url_rule
     log.info(
         "request.finished",
         method=request.method,
+        route=rule.rule if rule is not None else None,
         path=request.path,
         status=response.status_code,
         bytes=size if size is not None else -1,
-        duration_ms=round(duration_ms, 3),
+        start_us=st.start_us,
+        duration_ms=round((time.perf_counter() - st.started) * 1000, 3),
+        db_queries=st.db_queries,
+        db_ms=round(st.db_ms, 3),
+        db_rows=st.db_rows,
+        db_start_us=st.db_start_us,
+        components=st.components,
+        worker=worker_id(),
     )
     return response
 

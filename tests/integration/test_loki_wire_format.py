@@ -3,9 +3,10 @@
 An in-test HTTP server (tests.test_loki_shipping.FakeLoki: http.server in a thread on a
 free 127.0.0.1 port) records what the app POSTs to /loki/api/v1/push; a real stack
 (nginx + 2 uWSGI instances x 2 forked workers, ./stack up -d) runs with LOKI_URL
-pointing at it. Then "Loki down": LOKI_URL at a refused port and at a server that
-accepts and never answers; requests must still succeed, and the local log must carry
-the drop/failure counters. Every server and stack started here is stopped here.
+pointing at it. Then "Loki down": LOKI_URL at a refused port, at a server that accepts
+and never answers, and at one that fails for a while and then comes back: requests must
+still succeed, the local log must carry the counters, and lines kept while Loki was
+away must arrive once it is back. Every server and stack started here is stopped here.
 """
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def test_wire_format_from_every_uwsgi_worker(shipping_stack, fake_loki):
             assert record["instance"] == labels["instance"]
             events.append(record["event"])
             seen_workers.setdefault(labels["instance"], set()).add(record["pid"])
-        assert events[0] == "request.started" and events[-1] == "request.finished"
+        assert events == ["request.finished"]  # one wide event per request at INFO
         finished = next(v for _, v in entries if '"request.finished"' in v[1])
         assert finished[2] == {"request_id": rid, "method": "GET",
                                "path": "/pc-builder-app/main", "status": "200"}
@@ -131,7 +132,7 @@ def test_wire_format_from_every_uwsgi_worker(shipping_stack, fake_loki):
     # The local JSON file is unchanged: every request is there too.
     local = {r.get("request_id") for r in stack.records("app") if r.get("event") == "request.finished"}
     assert set(rids) <= local
-    assert not [r for r in stack.records("app") if r.get("event") in ("loki.dropped", "loki.send_failed")]
+    assert not [r for r in stack.records("app") if r.get("event") == "loki.report"]
 
 
 def test_shutdown_flushes_what_workers_still_hold(tmp_path):
@@ -151,10 +152,11 @@ def test_shutdown_flushes_what_workers_still_hold(tmp_path):
     assert {rid for rid, _, _, _ in done} <= shipped
 
 
-def loki_down_stack(base: Path, url: str):
-    return start_stack(base, LOKI_URL=url, LOKI_QUEUE_SIZE="50", LOKI_BATCH_INTERVAL="0.2",
-                       LOKI_TIMEOUT="30", LOKI_REPORT_INTERVAL="1", LOKI_SHUTDOWN_TIMEOUT="2",
-                       UWSGI_PROCESSES=str(PROCESSES))
+def loki_down_stack(base: Path, url: str, **env):
+    settings = dict(LOKI_BACKLOG_BYTES="20000", LOKI_BATCH_INTERVAL="0.2", LOKI_TIMEOUT="2",
+                    LOKI_REPORT_INTERVAL="1", LOKI_SHUTDOWN_TIMEOUT="2", LOKI_MAX_BACKOFF="1",
+                    UWSGI_PROCESSES=str(PROCESSES))
+    return start_stack(base, LOKI_URL=url, **{**settings, **env})
 
 
 def reports(stack, event: str) -> list[dict]:
@@ -166,11 +168,11 @@ def test_loki_refusing_connections_does_not_touch_requests(tmp_path):
     try:
         done = burst(stack, "refused", 200)
         assert all(status == 200 for _, status, _, _ in done)
-        failed = stack.wait_for(lambda: reports(stack, "loki.send_failed"), timeout=15,
-                                what="loki.send_failed in the local log")
+        failed = stack.wait_for(lambda: reports(stack, "loki.report"), timeout=15,
+                                what="loki.report in the local log")
         assert failed[0]["level"] == "WARNING" and failed[0]["logger"] == "pcbuilder.loki"
-        assert failed[0]["failed_batches"] >= 1 and failed[0]["lost_lines"] >= 1
-        assert "Connection" in failed[0]["error"]
+        assert failed[0]["failed"]["unreachable"] >= 1 and "Connection" in failed[0]["error"]
+        assert failed[0]["backlog_lines"] >= 1  # kept for a retry
         local = {r.get("request_id") for r in stack.records("app")}
         assert {rid for rid, _, _, _ in done} <= local
     finally:
@@ -184,10 +186,39 @@ def test_loki_that_never_answers_does_not_touch_requests(tmp_path):
             done = burst(stack, "hang", 400)
             assert all(status == 200 for _, status, _, _ in done)
             assert loki.posts >= 1  # the senders are stuck in a post that never ends
-            dropped = stack.wait_for(lambda: reports(stack, "loki.dropped"), timeout=15,
-                                     what="loki.dropped in the local log")
-            assert dropped[0]["dropped"] > 0 and dropped[0]["queue_size"] == 50
+            dropped = stack.wait_for(
+                lambda: [r for r in reports(stack, "loki.report") if r["dropped_total"]],
+                timeout=20, what="dropped lines reported in the local log")
+            assert dropped[0]["dropped_total"]["overflow"] > 0
+            assert dropped[0]["backlog_bytes"] <= 20000
+            assert any(r["failed"].get("timeout") for r in reports(stack, "loki.report"))
             local = {r.get("request_id") for r in stack.records("app")}
             assert {rid for rid, _, _, _ in done} <= local
+        finally:
+            stop_stack(stack)
+
+
+def test_lines_kept_while_loki_fails_arrive_once_it_is_back(tmp_path):
+    """Loki answers 503 to the first 12 pushes (of any worker), then accepts: every
+    request's line arrives, exactly once; the failures are counted and shipped too."""
+    with FakeLoki(script=[(503, {})] * 12) as loki:
+        stack = loki_down_stack(tmp_path, loki.url, LOKI_BACKLOG_BYTES="8000000")
+        try:
+            done = burst(stack, "back", 200)
+            assert all(status == 200 for _, status, _, _ in done)
+            rids = {rid for rid, _, _, _ in done}
+
+            def delivered():
+                got = [v[2]["request_id"] for _, v in loki.entries()
+                       if len(v) == 3 and v[2].get("request_id") in rids]
+                return got if set(got) == rids else None
+
+            got = stack.wait_for(delivered, timeout=60, what="every line after the outage")
+            assert sorted(got) == sorted(rids)  # each exactly once
+            shipped_reports = stack.wait_for(
+                lambda: [r for r in loki.lines() if r["event"] == "loki.report"], timeout=30,
+                what="the failure counters at the fake Loki")
+            assert sum(r["failed"].get("http_5xx", 0) for r in shipped_reports) >= 1
+            assert not any(r["dropped_total"] for r in reports(stack, "loki.report"))
         finally:
             stop_stack(stack)

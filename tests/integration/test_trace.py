@@ -44,15 +44,18 @@ def test_trace_of_a_page_request_has_steps_2_to_11_in_order(stack):
     nginx = next(r for r in stack.records("nginx") if r["request_id"] == rid)
     hops = {h["name"]: h for h in data["hops"]}
     partition = ["NGINX edge before upstream", "connect to uWSGI", "uWSGI outside Flask",
-                 "Flask (request.started -> finished)", "back to the client (uWSGI end -> NGINX sent)"]
+                 "Flask (request start -> finished)", "back to the client (uWSGI end -> NGINX sent)"]
     for name in partition:
         assert hops[name]["ms"] is not None and hops[name]["ms"] >= 0, hops[name]
     total = sum(hops[name]["ms"] for name in partition)
     request_time_ms = nginx["request_time"] * 1000
     assert total <= request_time_ms + NGINX_RESOLUTION_MS + 0.01
     assert total >= request_time_ms - NGINX_RESOLUTION_MS - 0.01
-    assert 0 <= hops["  of which database"]["ms"] <= hops["Flask (request.started -> finished)"]["ms"]
+    assert 0 <= hops["  of which database"]["ms"] <= hops["Flask (request start -> finished)"]["ms"]
     assert steps[6]["db_queries"] >= 1
+    # At the default level the app's steps come from its one wide event, both measured.
+    assert "start_us" in steps[5]["detail"] and "db_start_us" in steps[6]["detail"]
+    assert steps[5]["source"] == steps[6]["source"] == "measured"
 
     uwsgi = next(r for r in stack.records("uwsgi") if r.get("request_id") == rid)
     assert steps[3]["upstream"] == uwsgi["instance"] == data["summary"]["upstream"]
@@ -124,3 +127,20 @@ def test_unknown_or_malformed_id_fails_with_a_message(stack, rid, message):
     result = stack.run("trace", rid, check=False)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_at_debug_the_trace_uses_the_fine_app_events(tmp_path):
+    from tests.stack_runner import start_stack, stop_stack
+
+    stack = start_stack(tmp_path, LOG_LEVEL="DEBUG", APP_INSTANCES="1")
+    try:
+        rid = "itrace-debug-" + uuid.uuid4().hex[:8]
+        assert stack.request("/pc-builder-app/table", headers={"X-Request-ID": rid}).status == 200
+        wait_for_lines(stack, rid)
+        events = [r["event"] for r in stack.records("app") if r.get("request_id") == rid]
+        assert events == ["request.started", "db.query", "components.retrieved", "request.finished"]
+        steps = {s["number"]: s for s in trace_json(stack, rid)["steps"]}
+        assert steps[5]["detail"].startswith("request.started")
+        assert "db.query" in steps[6]["detail"] and steps[6]["source"] == "derived"
+    finally:
+        stop_stack(stack)

@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from .. import compat, db
 from ..catalog import CATEGORIES, attributes_of
+from ..logging_config import debug_enabled
 
 bp = Blueprint("pages", __name__)
 log = structlog.get_logger("pcbuilder.pages")
@@ -65,8 +66,9 @@ def table():
 
     components = db.list_components(category=category or None, search=q or None,
                                     sort=sort, order=order)
-    log.info("components.retrieved", count=len(components), category=category or None,
-             sort=sort, order=order, searched=bool(q))
+    if debug_enabled("pcbuilder.pages"):
+        log.debug("components.retrieved", count=len(components), category=category or None,
+                  sort=sort, order=order, searched=bool(q))
     return render_template("table.html", components=components, categories=CATEGORIES,
                            category=category, sort=sort, order=order, q=q)
 
