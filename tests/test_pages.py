@@ -35,7 +35,8 @@ def test_base_layout_has_request_id_assets_and_no_inline_code(client):
     assert f'{BASE}/static/img/favicon.svg' in html
 
 
-@pytest.mark.parametrize("path", ["/main", "/table", "/builder?cpu=6&motherboard=9&psu=44&gpu=29"])
+@pytest.mark.parametrize("path", ["/main", "/table", "/builder?cpu=6&motherboard=9&psu=44&gpu=29",
+                                  "/nope", "/table?sort=evil", "/builder?cpu=abc"])
 def test_pages_are_csp_friendly(client, path):
     html = client.get(BASE + path).get_data(as_text=True)
     assert "style=" not in html and "<style" not in html
@@ -114,6 +115,24 @@ def test_table_ignores_bad_parameters(client):
     assert row_ids(html) == list(range(1, 59))
 
 
+def test_table_says_which_filters_it_could_not_use(client):
+    response = client.get(f"{BASE}/table?category=gpu&category=cpu&sort=evil&utm_source=x")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert row_ids(html) == list(range(24, 32))  # the first category, the default sort
+    notice = html[html.index('id="filter-problems"'):html.index('id="components-table"')]
+    assert "category is given 2 times; give it once" in notice
+    assert "sort must be one of id, name, price, not &#39;evil&#39;" in notice
+    assert "utm_source" not in notice  # names it does not know are none of its business
+    assert 'id="filter-problems"' not in client.get(f"{BASE}/table?category=gpu").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("q", ["%00", "rtx%00", "%01", "%00%20"])
+def test_table_search_with_control_characters_matches_nothing(client, q):
+    html = client.get(f"{BASE}/table?q={q}").get_data(as_text=True)
+    assert row_ids(html) == [] and "No components match." in html
+
+
 def test_table_escapes_search_text(client):
     html = client.get(f"{BASE}/table", query_string={"q": '"><script>x</script>'}).get_data(as_text=True)
     assert "<script>x</script>" not in html
@@ -134,7 +153,7 @@ def test_builder_compatible_build(client):
     assert 'id="missing"' not in html
     total = 449.00 + 249.99 + 104.99 + 599.99 + 169.99 + 139.99 + 139.99 + 109.95
     assert f'<td class="num" id="total-price">${total:,.2f}</td>' in html
-    assert '<option value="2" selected>' in html
+    assert re.search(r'<option value="2" [^>]*selected>', html)
 
 
 def test_builder_shows_problems_and_missing(client):
@@ -145,13 +164,93 @@ def test_builder_shows_problems_and_missing(client):
     assert 'id="missing"' in html and "Memory" in html
 
 
+def form_errors(html: str) -> list[str]:
+    if 'id="form-errors"' not in html:
+        return []
+    block = html[html.index('id="form-errors"'):]
+    block = block[:block.index("</ul>")]
+    return re.findall(r"<li>(.*?)</li>", block)
+
+
+def assert_no_verdict(html: str):
+    assert 'id="build-result"' not in html
+    assert 'id="no-problems"' not in html and "No compatibility problems found." not in html
+    assert 'id="total-price"' not in html and "Total" not in html
+    assert "at least" not in html and "Estimated draw" not in html
+
+
 def test_builder_bad_input_is_explained_not_500(client):
     response = client.get(f"{BASE}/builder?cpu=abc&gpu=999&ram=1&psu=" + "9" * 40)
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "is not a component id" in html
-    assert "No component with id 999." in html
-    assert "is a cpu, not a ram" in html
+    assert form_errors(html) == [
+        "CPU: &#39;abc&#39; is not a component id.",
+        "Memory: Component 1 (Ryzen 5 7600X) is a cpu, not a ram.",
+        "Graphics card: No component with id 999.",
+        "Power supply: &#39;" + "9" * 40 + "&#39; is not a component id.",
+    ]
+    assert_no_verdict(html)
+
+
+@pytest.mark.parametrize("query, errors", [
+    ("cpu=999999&motherboard=abc", ["CPU: No component with id 999999.",
+                                    "Motherboard: &#39;abc&#39; is not a component id."]),
+    ("gpu=1", ["Graphics card: Component 1 (Ryzen 5 7600X) is a cpu, not a gpu."]),
+    ("cpu=2&motherboard=9&ram=999999", ["Memory: No component with id 999999."]),
+    ("cpu=1&cpu=6", ["CPU: chosen 2 times (1, 6); choose one."]),
+    ("cpu=1&motherboard=9&cpu=1", ["CPU: chosen 2 times (1, 1); choose one."]),
+])
+def test_builder_with_input_errors_names_the_slot_and_gives_no_verdict(client, query, errors):
+    html = client.get(f"{BASE}/builder?{query}").get_data(as_text=True)
+    assert form_errors(html) == errors
+    assert_no_verdict(html)
+    assert "Fix these choices to see the price and the compatibility check." in html
+
+
+def test_builder_keeps_valid_choices_selected_next_to_errors(client):
+    html = client.get(f"{BASE}/builder?cpu=2&motherboard=999999").get_data(as_text=True)
+    assert '<option value="2" data-specs="AM5 · 120 W TDP" selected>' in html
+    assert_no_verdict(html)
+
+
+def test_builder_options_carry_what_app_js_needs(client):
+    html = client.get(f"{BASE}/builder").get_data(as_text=True)
+    assert f'data-check-url="{BASE}/api/builds"' in html
+    assert '<option value="29" data-specs="24 GB VRAM · 450 W TDP">' in html
+    assert len(re.findall(r'<option value="\d+" data-specs="[^"]+"', html)) == 58
+
+
+def test_app_js_checks_builds_through_the_check_url(client):
+    response = client.get(f"{BASE}/static/js/app.js")
+    js = response.get_data(as_text=True)
+    response.close()
+    assert 'getAttribute("data-check-url")' in js and 'addEventListener("change"' in js
+    assert "innerHTML" not in js  # text goes in as text nodes, never parsed as HTML
+
+
+@pytest.mark.parametrize("path, status, title", [
+    ("/nope", 404, "Not Found"),
+    ("/components/1", 404, "Not Found"),
+    ("/table/", 404, "Not Found"),
+])
+def test_page_errors_have_the_layout_and_the_request_id(client, path, status, title):
+    response = client.get(BASE + path)
+    assert response.status_code == status and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    rid = response.headers["X-Request-ID"]
+    assert f'<meta name="request-id" content="{rid}">' in html
+    assert '<nav class="site-nav">' in html and f'href="{BASE}/table"' in html
+    assert f"<h1>{title}</h1>" in html and "There is no page at this address." in html
+    assert html.count(rid) >= 3  # meta, message, footer
+    assert "requested URL was not found on the server" not in html
+
+
+def test_page_405_has_the_layout(client):
+    response = client.post(f"{BASE}/main")
+    assert response.status_code == 405 and "GET" in response.headers["Allow"]
+    html = response.get_data(as_text=True)
+    assert "This page does not accept POST requests." in html
+    assert '<nav class="site-nav">' in html and response.headers["X-Request-ID"] in html
 
 
 def test_500_page_is_standalone_and_shows_request_id(app, client, log_lines):

@@ -35,10 +35,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         browser_log_file=app.config["BROWSER_LOG_FILE"],
     )
 
-    from . import db, request_log
+    from . import db, errors, request_log
     from .views import api, health, pages, timing
 
     request_log.init_app(app)
+    errors.init_app(app)
+    # Before any rule is added: ids beyond what int() or SQLite take then fail to match.
+    app.url_map.converters["int"] = api.IdIntConverter
     db.init_app(app)
     app.register_blueprint(pages.bp, url_prefix=URL_PREFIX)
     app.register_blueprint(api.bp, url_prefix=URL_PREFIX + "/api")

@@ -18,12 +18,10 @@ import os
 import time
 
 import structlog
-from flask import Flask, g, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, g, request
 
 from .logging_config import debug_enabled
 from .request_ids import is_valid, new_request_id
-from .views.api import is_api_request
 
 try:  # present only inside uWSGI
     import uwsgi  # type: ignore[import-not-found]
@@ -126,21 +124,10 @@ def _clear_context(_exc=None) -> None:
     structlog.contextvars.clear_contextvars()
 
 
-def _handle_unexpected(exc: Exception):
-    if isinstance(exc, HTTPException):
-        return exc
-    log.exception("request.failed", error=type(exc).__name__)
-    rid = g.get("request_id", "")
-    if is_api_request():
-        return {"error": "internal server error", "request_id": rid}, 500
-    return render_template("500.html", request_id=rid), 500
-
-
 def init_app(app: Flask) -> None:
     app.before_request(_begin_request)
     app.after_request(_finish_request)
     app.teardown_request(_clear_context)
-    app.register_error_handler(Exception, _handle_unexpected)
 
     @app.context_processor
     def _request_id_in_templates():

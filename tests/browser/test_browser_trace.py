@@ -20,26 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.validators.validator_helpers import require_tool
-
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 SLACK_S = {"nginx": 0.001, "uwsgi": 1e-6, "app": 1e-6, "browser": 1e-4}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium_bin = require_tool("chromium")
-    import playwright.sync_api as playwright_api
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=chromium_bin, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):

@@ -1,15 +1,13 @@
 """HTML pages: landing page, component table and the builder form."""
 from __future__ import annotations
 
-import structlog
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from .. import compat, db
+from .. import compat, db, listing
 from ..catalog import CATEGORIES, attributes_of
-from ..logging_config import debug_enabled
+from ..errors import shorten
 
 bp = Blueprint("pages", __name__)
-log = structlog.get_logger("pcbuilder.pages")
 
 CATEGORY_LABELS = {
     "cpu": "CPU", "motherboard": "Motherboard", "ram": "Memory", "gpu": "Graphics card",
@@ -52,50 +50,48 @@ def main():
 
 @bp.get("/table")
 def table():
-    # Unknown filter values fall back to the defaults: a page should render, not 400.
-    category = request.args.get("category", "")
-    if category not in CATEGORIES:
-        category = ""
-    sort = request.args.get("sort", "id")
-    if sort not in db.SORT_COLUMNS:
-        sort = "id"
-    order = request.args.get("order", "asc")
-    if order not in ("asc", "desc"):
-        order = "asc"
-    q = request.args.get("q", "").strip()[:100]
-
-    components = db.list_components(category=category or None, search=q or None,
-                                    sort=sort, order=order)
-    if debug_enabled("pcbuilder.pages"):
-        log.debug("components.retrieved", count=len(components), category=category or None,
-                  sort=sort, order=order, searched=bool(q))
+    # Same parameters and meaning as GET /api/components; where the API answers 400, the
+    # page says what it could not use and renders with the defaults.
+    query, problems = listing.parse(request.args)
+    components = listing.fetch(query)
     return render_template("table.html", components=components, categories=CATEGORIES,
-                           category=category, sort=sort, order=order, q=q)
+                           category=query.category or "", sort=query.sort, order=query.order,
+                           q=query.q, problems=[p.message for p in problems if not p.unknown_name])
+
+
+def _read_selection(args) -> tuple[dict[str, int], dict[str, str]]:
+    """The ``{category: id}`` the form asks for, and an error per category it got wrong."""
+    selection, errors = {}, {}
+    for category in CATEGORIES:
+        values = [v.strip() for v in args.getlist(category)]
+        if len(values) > 1:
+            shown = ", ".join(shorten(v, 20) or "none" for v in values[:5])
+            errors[category] = f"chosen {len(values)} times ({shown}); choose one."
+        elif values and values[0]:
+            raw = values[0]
+            if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+                selection[category] = int(raw)
+            else:
+                errors[category] = f"{shorten(raw, 40)!r} is not a component id."
+    return selection, errors
 
 
 @bp.get("/builder")
 def builder():
     # GET so a build is a shareable URL: /builder?cpu=1&motherboard=9
-    selection, form_errors = {}, []
-    for category in CATEGORIES:
-        raw = request.args.get(category, "").strip()
-        if not raw:
-            continue
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-            form_errors.append(f"{CATEGORY_LABELS[category]}: {raw!r} is not a component id.")
-            continue
-        selection[category] = int(raw)
-
+    selection, errors = _read_selection(request.args)
     options = {c: [] for c in CATEGORIES}
     for component in db.list_components():
         options.setdefault(component["category"], []).append(component)
 
-    result = None
     if selection:
-        found = db.get_components(selection.values())
-        build, errors = compat.resolve_selection(selection, found)
-        form_errors += [e["message"] for e in errors]
+        build, unusable = compat.resolve_selection(selection, db.get_components(selection.values()))
+        errors.update((e["category"], e["message"]) for e in unusable)
+    # A verdict on part of what was asked for would mislead: none until the input is right.
+    result = None
+    if selection and not errors:
         result = compat.check_build(build)
         result["build"] = build
+    form_errors = [f"{CATEGORY_LABELS[c]}: {errors[c]}" for c in CATEGORIES if c in errors]
     return render_template("builder.html", categories=CATEGORIES, options=options,
                            selection=selection, form_errors=form_errors, result=result)

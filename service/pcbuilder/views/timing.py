@@ -18,7 +18,6 @@ NGINX rate-limits this location.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -26,6 +25,8 @@ import re
 import structlog
 from flask import Blueprint, g, request
 
+from .. import strict_json
+from ..errors import json_error
 from ..logging_config import BROWSER_LOGGER
 from ..request_ids import is_valid
 
@@ -63,7 +64,9 @@ def parse_beacon(raw: bytes) -> dict:
     if len(raw) > MAX_BYTES:
         raise BadBeacon(f"body over {MAX_BYTES} bytes")
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = strict_json.loads(raw.decode("utf-8"))
+    except strict_json.DuplicateKey:
+        raise BadBeacon("a JSON object repeats a key") from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadBeacon("body is not JSON") from None
     if not isinstance(body, dict):
@@ -96,7 +99,7 @@ def parse_beacon(raw: bytes) -> dict:
 def _reject(reason: str, status: int = 400):
     log.warning("browser.timing.rejected", reason=reason,
                 content_type=(request.mimetype or "")[:64], content_length=request.content_length)
-    return {"error": reason}, status
+    return json_error(status, reason)
 
 
 @bp.post("/timing")
