@@ -19,7 +19,7 @@ from .settings import ROOT, Settings, SettingsError
 from .supervisor_client import processes, proxy, supervisord_pid
 
 sys.path.insert(0, str(ROOT / "service"))
-from pcbuilder.healthcheck import check as uwsgi_check  # noqa: E402
+from pcbuilder.healthcheck import check as uwsgi_check  # noqa: E402  (no Flask: see create_app)
 
 READY_PATH = "/pc-builder-app/readyz"
 
@@ -80,14 +80,22 @@ def _nginx_test(s: Settings) -> None:
 
 
 # Probes go to our own NGINX, whose certificate may be the self-signed one.
-_PROBE_TLS = ssl.create_default_context()
-_PROBE_TLS.check_hostname = False
-_PROBE_TLS.verify_mode = ssl.CERT_NONE
+# (Built on first use: loading the CA store costs every ./stack command ~0.1 s.)
+def _probe_tls() -> ssl.SSLContext:
+    global _PROBE_TLS
+    if _PROBE_TLS is None:
+        _PROBE_TLS = ssl.create_default_context()
+        _PROBE_TLS.check_hostname = False
+        _PROBE_TLS.verify_mode = ssl.CERT_NONE
+    return _PROBE_TLS
+
+
+_PROBE_TLS: ssl.SSLContext | None = None
 
 
 def _get(url: str, timeout: float = 2.0) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=timeout, context=_PROBE_TLS) as resp:
+        with urllib.request.urlopen(url, timeout=timeout, context=_probe_tls()) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code

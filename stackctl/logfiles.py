@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,47 @@ def log_files(log_dir: Path) -> list[Path]:
     for layer in ("uwsgi", "app", "browser"):
         files += sorted((log_dir / layer).glob("*.log"))
     return [f for f in files if f.exists()]
+
+
+def records_with(log_dir: Path, needle: str) -> list[dict]:
+    """The lines of every log file that contain ``needle`` (a request id), parsed.
+
+    A byte-level search runs over each file first (``mmap.find``, in C, at memory
+    speed) and only the lines it hits are parsed as JSON: finding one request costs
+    a scan of the bytes, not a parse of every line (bench/trace_files.py measures it).
+    """
+    target = needle.encode()
+    records = []
+    for path in log_files(log_dir):
+        with open(path, "rb") as fh:
+            try:
+                data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError:  # an empty file cannot be mapped
+                continue
+            with data:
+                at = data.find(target)
+                while at != -1:
+                    start = data.rfind(b"\n", 0, at) + 1
+                    end = data.find(b"\n", at)
+                    end = len(data) if end == -1 else end
+                    record = parse(data[start:end].decode("utf-8", "replace"))
+                    if record is not None:
+                        records.append(record)
+                    at = data.find(target, end)
+    return records
+
+
+def last_lines(path: Path, max_bytes: int | None = None) -> list[str]:
+    """The complete lines among the last ``max_bytes`` of a file (all: None), newest last."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        start = 0 if max_bytes is None else max(0, size - max_bytes)
+        fh.seek(start)
+        chunk = fh.read()
+    lines = chunk.split(b"\n")
+    if start:
+        lines = lines[1:]  # the first one is probably cut
+    return [line.decode("utf-8", "replace") for line in lines if line.strip()]
 
 
 def parse(line: str) -> dict | None:

@@ -5,10 +5,11 @@ import os
 import xmlrpc.client
 from pathlib import Path
 
-from supervisor.xmlrpc import SupervisorTransport
 
 
 def proxy(run_dir: Path):
+    from supervisor.xmlrpc import SupervisorTransport  # only commands that talk to it pay
+
     sock = run_dir / "supervisor.sock"
     transport = SupervisorTransport(None, None, serverurl=f"unix://{sock}")
     return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor

@@ -492,8 +492,21 @@ def check_order(steps: list[dict]) -> dict:
 
 # --- collecting records ---------------------------------------------------------------
 
-def records_from_files(log_dir: Path) -> list[dict]:
-    return logfiles.read_records(log_dir)
+def records_from_files(log_dir: Path, request_id: str) -> list[dict]:
+    return logfiles.records_with(log_dir, request_id)
+
+
+def last_request_id_from_files(log_dir: Path) -> str | None:
+    """The newest request in NGINX's access log, from its tail (then the whole file)."""
+    access = log_dir / "nginx" / "access.log"
+    if not access.exists():
+        return None
+    for max_bytes in (256 * 1024, None):
+        lines = logfiles.last_lines(access, max_bytes)
+        found = last_request_id([r for r in map(logfiles.parse, lines) if r is not None])
+        if found is not None:
+            return found
+    return None
 
 
 def loki_query_base(loki_url: str) -> str:
@@ -567,16 +580,16 @@ def collect(request_id: str | None, *, log_dir: Path, loki_url: str = "",
             since_s: float = 86400) -> tuple[str, list[dict], str]:
     """(request id, its records, where they came from). ``None`` means the last request."""
     where = f"Loki ({loki_query_base(loki_url)})" if loki_url else str(log_dir)
-    local = None if loki_url else records_from_files(log_dir)  # read the files once
     if request_id is None:
         request_id = (last_request_id_from_loki(loki_url, since_s) if loki_url
-                      else last_request_id(local))
+                      else last_request_id_from_files(log_dir))
         if request_id is None:
             raise TraceError(f"no request in the NGINX access log ({where}) to trace")
     elif not valid_request_id(request_id):
         raise TraceError(f"{request_id!r} is not a request id: 8-128 characters of "
                          "A-Z a-z 0-9 . _ -")
-    records = records_from_loki(loki_url, request_id, since_s) if loki_url else local
+    records = (records_from_loki(loki_url, request_id, since_s) if loki_url
+               else records_from_files(log_dir, request_id))
     records = [r for r in records if r.get("request_id") == request_id]
     if not records:
         raise TraceError(f"no log line carries request id {request_id!r} in {where}")

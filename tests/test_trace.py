@@ -435,3 +435,37 @@ def test_a_wide_event_without_start_us_leaves_step_5_missing_not_invented():
     del lines[2]["start_us"]
     steps = by_number(trace.derive(lines, RID))
     assert steps[5]["time"] is None and steps[5]["source"] == "missing"
+
+
+# --- finding one request in the local files ------------------------------------------
+
+def write_logs(log_dir, lines_by_file: dict[str, list[dict]]) -> None:
+    for name, records in lines_by_file.items():
+        path = log_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_files_are_searched_for_the_id_and_only_its_lines_are_used(tmp_path):
+    # the id also appears inside another request's fields (a referer, a beacon id):
+    # those lines are found by the byte search but are not this request's
+    decoy = {**OTHER, "referer": f"http://x/?id={RID}"}
+    beacon_of_other = {**BROWSER, "request_id": "someone-else-0002", "beacon_request_id": RID}
+    write_logs(tmp_path, {"nginx/access.log": [decoy, NGINX, {**OTHER, "msec": 1795558535.0}],
+                          "uwsgi/app1.log": [UWSGI],
+                          "app/app1.log": APP, "browser/app2.log": [beacon_of_other, BROWSER]})
+    (tmp_path / "app" / "empty.log").write_text("")
+    rid, records, where = trace.collect(RID, log_dir=tmp_path)
+    assert rid == RID and where == str(tmp_path)
+    assert sorted(r["event"] for r in records) == sorted(
+        ["nginx.access", "uwsgi.request", *[a["event"] for a in APP], "browser.timing"])
+    assert trace.derive(records, RID)["missing"] == []
+
+
+def test_last_request_comes_from_the_tail_of_the_access_log(tmp_path):
+    many = [{**OTHER, "request_id": f"older-{i:06d}", "msec": 1795558500.0 + i / 1000} for i in range(5000)]
+    newest = {**NGINX, "msec": 1795558600.0}
+    beacon = {**OTHER, "request_id": "beacon-000001", "msec": 1795558601.0,
+              "uri": trace.BEACON_PATH}
+    write_logs(tmp_path, {"nginx/access.log": [*many, newest, beacon]})
+    assert trace.last_request_id_from_files(tmp_path) == RID

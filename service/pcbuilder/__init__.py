@@ -3,13 +3,20 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 URL_PREFIX = "/pc-builder-app"
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    # Flask is imported here, not at the top: the container health check
+    # (pcbuilder.healthcheck, every 15 s) and ./stack import small modules of this
+    # package and should not pay for loading Flask (~0.2 s of CPU).
+    from flask import Flask
+
     app = Flask(__name__, static_url_path=URL_PREFIX + "/static")
     data_dir = os.environ.get("DATA_DIR", "var/data")
     app.config.from_mapping(
