@@ -68,7 +68,8 @@ def stat(pid: int, title: str, description: str, grid, expr: str, unit: str, dec
                               "overrides": []},
                  options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
                           "colorMode": "value", "graphMode": "none", "textMode": "value",
-                          "justifyMode": "auto", "orientation": "auto", "showPercentChange": False})
+                          "justifyMode": "auto", "orientation": "auto", "showPercentChange": False,
+                          "percentChangeColorMode": "standard", "wideLayout": True})
 
 
 def timeseries(pid: int, title: str, description: str, grid, targets: list[dict], unit: str,
@@ -78,7 +79,8 @@ def timeseries(pid: int, title: str, description: str, grid, targets: list[dict]
                                            "custom": {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10,
                                                       "showPoints": "never", "spanNulls": False, **(custom or {})}},
                               "overrides": []},
-                 options={"legend": {"showLegend": True, **legend}, "tooltip": {"mode": "multi", "sort": "desc"}})
+                 options={"legend": {"showLegend": True, "calcs": [], **legend},
+                          "tooltip": {"mode": "multi", "sort": "desc"}})
 
 
 def log_table_transformations(index: list[str], exclude: list[str]) -> list[dict]:
@@ -91,6 +93,12 @@ def log_table_transformations(index: list[str], exclude: list[str]) -> list[dict
                                        "indexByName": {n: i for i, n in enumerate(index)},
                                        "renameByName": {}, "includeByName": {}}},
     ]
+
+
+def logs_options(order: str, show_labels: bool) -> dict:
+    return {"showTime": True, "wrapLogMessage": True, "enableLogDetails": True, "showLabels": show_labels,
+            "showCommonLabels": False, "showLogContextToggle": False, "sortOrder": order, "dedupStrategy": "none",
+            "prettifyLogMessage": False}
 
 
 LOG_FRAME_FIELDS = ["labels", "tsNs", "id", "Line", "labelTypes", "detected_level", "service_name", "env"]
@@ -107,7 +115,7 @@ def dashboard(uid: str, title: str, description: str, tags: list[str], time_from
 
 def link(title: str, url: str, icon: str, tooltip: str) -> dict:
     return {"title": title, "type": "link", "url": url, "icon": icon, "keepTime": True, "targetBlank": False,
-            "tooltip": tooltip}
+            "tooltip": tooltip, "asDropdown": False, "includeVars": False, "tags": []}
 
 
 # --- request trace -----------------------------------------------------------------------------
@@ -174,7 +182,7 @@ def twelve_steps_panel() -> dict:
                                 "source": 5, "detail": 6},
                 "renameByName": {"Value #TIME": "time (epoch s)", "Value #HOP": "hop (ms)"},
                 "includeByName": {}}},
-            {"id": "sortBy", "options": {"fields": {}, "sort": [{"field": "step", "desc": False}]}},
+            {"id": "sortBy", "options": {"sort": [{"field": "step", "desc": False}]}},
         ])
 
 
@@ -231,8 +239,7 @@ def request_trace() -> dict:
         panel(6, "logs", "Log lines for request $request_id (oldest first)",
               "All layers, filtered on the request_id structured metadata (not a label).", (0, 28, 24, 14),
               [target("A", f'{{service_name="pc-builder"}} {rid}', maxLines=1000)],
-              options={"showTime": True, "wrapLogMessage": True, "enableLogDetails": True, "showLabels": True,
-                       "sortOrder": "Ascending", "dedupStrategy": "none", "prettifyLogMessage": False}),
+              options=logs_options("Ascending", show_labels=True)),
     ]
     variable = {"name": "request_id", "label": "request_id", "type": "textbox", "query": "",
                 "current": {"selected": False, "text": "", "value": ""}, "hide": 0,
@@ -329,13 +336,12 @@ def stack_overview() -> dict:
                    "level", "msg", "error"], LOG_FRAME_FIELDS)),
         panel(8, "logs", "Error log lines", "Raw lines behind the table above, newest first.", (0, 34, 24, 10),
               [target("A", error_lines, maxLines=200)],
-              options={"showTime": True, "wrapLogMessage": True, "enableLogDetails": True,
-                       "sortOrder": "Descending", "dedupStrategy": "none", "prettifyLogMessage": False}),
+              options=logs_options("Descending", show_labels=False)),
     ]
     env = {"name": "env", "label": "env", "type": "query", "datasource": LOKI,
            "query": {"refId": "LokiVariableQueryEditor-VariableQuery", "type": 1, "label": "env",
                      "stream": '{service_name="pc-builder"}'},
-           "definition": 'label_values({service_name="pc-builder"},env)', "includeAll": True, "allValue": ".*",
+           "includeAll": True, "allValue": ".*",
            "multi": False, "current": {"selected": True, "text": "All", "value": "$__all"}, "refresh": 2,
            "sort": 1, "hide": 0}
     return dashboard("stack-overview", "PC Builder / Stack overview",
