@@ -270,6 +270,28 @@ def test_request_trace_twelve_steps(dashboards):
                for p in texts), "a text panel must say what measured, derived and a missing row mean"
 
 
+def test_fixtures_carry_the_labels_the_queries_set():
+    """The Loki answers the node tests use (tests/logql/fixtures/loki) match the queries:
+    every series has the row labels of one of its step's variants, its detail rendered
+    from that variant's template."""
+    ts = twelve_steps_module()
+    checked = 0
+    for path in sorted((LOGQL_DIR / "fixtures/loki").glob("*.json")):
+        responses = json.loads(path.read_text())["responses"]
+        for column in [c for c in ("TIME", "HOP") if c in responses]:
+            for series in responses[column]["data"]["result"]:
+                m = series["metric"]
+                assert set(m) == set(ts.ROW_LABELS), (path.name, m)
+                variants = [r for r in ts.ROWS.values() if r.step == m["step"]]
+                assert any(
+                    (r.name, r.layer, r.source) == (m["name"], m["layer"], m["source"])
+                    and re.fullmatch(".+?".join(map(re.escape, re.split(r"\{\{ \.\w+ \}\}", r.detail))), m["detail"])
+                    for r in variants
+                ), (path.name, column, m)
+                checked += 1
+    assert checked > 40
+
+
 def test_step_10_does_not_need_a_connect_time():
     """A 502 whose connection failed logs upstream_connect_time "-" or "-, -": step 10
     (and 9, whose bound reads it) must not filter on it; step 3 needs only the last one."""
