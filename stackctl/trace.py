@@ -95,6 +95,11 @@ def _secs(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _secs_text(seconds: float | None) -> str:
+    """An upstream time for a detail line: ``0.001s``, or NGINX's ``-`` (no connection made)."""
+    return "- (no connection)" if seconds is None else f"{seconds}s"
+
+
 def _instance_of(addr: str) -> str:
     """``unix:/run/app1.sock`` -> ``app1``; ``127.0.0.1:3031`` stays as it is."""
     if addr.startswith("unix:"):
@@ -266,10 +271,11 @@ def derive(records: Iterable[dict], request_id: str) -> dict:
         if t2 is not None and last["connect_s"] is not None:
             before = sum(a["response_s"] or 0.0 for a in attempts[:-1])
             t3 = t2 + before + last["connect_s"]
-        tried = "; ".join(f"{a['addr']} (status {a['status']}, connect {a['connect_s']}s)"
+        tried = "; ".join(f"{a['addr']} (status {a['status']}, connect {_secs_text(a['connect_s'])})"
                           for a in attempts[:-1])
-        detail = (f"{last['instance']} ({last['addr']}); connected at step 2 + "
-                  f"upstream_connect_time {last['connect_s']}s")
+        detail = f"{last['instance']} ({last['addr']}); " + (
+            f"connected at step 2 + upstream_connect_time {last['connect_s']}s"
+            if last["connect_s"] is not None else "no connection made (upstream_connect_time -)")
         if tried:
             detail += f"; RETRY: first tried {tried}"
             notes.append(f"NGINX retried: {len(attempts)} attempts "

@@ -148,6 +148,23 @@ def test_retry_is_shown_with_every_attempt():
     assert "(after a RETRY)" in trace.render(result)
 
 
+def test_a_502_without_connection_keeps_step_10_and_prints_no_none():
+    """Both instances down (recorded: NGINX tries app2, then the group has no live server):
+    connect times are "-", response times numbers; step 3 is missing, step 10 is shown,
+    and no detail prints Python's None ("upstream_connect_time Nones")."""
+    nginx = {**NGINX, "status": 502, "request_time": 0.0, "bytes_sent": 826,
+             "upstream_addr": "unix:/run/app2.sock, pcbuilder_app", "upstream_status": "502, 502",
+             "upstream_connect_time": "-, -", "upstream_header_time": "-, -",
+             "upstream_response_time": "0.000, 0.000"}
+    result = trace.derive([nginx], RID)
+    steps = by_number(result)
+    assert steps[3]["time"] is None and "no connection made (upstream_connect_time -)" in steps[3]["detail"]
+    assert "connect - (no connection)" in steps[3]["detail"]
+    assert steps[10]["time"] == pytest.approx(steps[2]["time"])
+    text = trace.render(result)
+    assert "None" not in text, text
+
+
 def test_retry_picks_the_uwsgi_line_of_the_server_that_answered():
     lines = recorded()
     lines[0].update(upstream_addr="unix:/run/app2.sock, unix:/run/app1.sock", upstream_status="504, 200",

@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""Writes the two provisioned dashboards (observability/grafana/dashboards/*.json).
+
+The JSON files are what Grafana provisions and stay in the repo; this script is where
+they are edited: the twelve-steps queries are long compositions of the same per-step
+expressions (twelve_steps.py), which are kept correct here once rather than copied by
+hand. ``--check`` exits 1 when a committed file differs from what this script writes
+(tests/validators/test_dashboards.py runs it).
+
+    python3 observability/grafana/generate_dashboards.py [--check]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import twelve_steps as ts  # noqa: E402  (a sibling module, not a package)
+
+OUT = HERE / "dashboards"
+LOKI = {"type": "loki", "uid": "loki"}
+SCHEMA_VERSION = 39
+TRACE_LINK = "/d/request-trace?var-request_id=${__value.raw}&time=${__value.time}&time.window=3600000"
+#: Fields the log tables parse from the line. Never layer, instance, request_id, method,
+#: status or path: those are already stream labels or structured metadata, and parsing
+#: them again makes Loki add duplicate ``*_extracted`` columns.
+STEP_FIELDS = ("event", "level", "uri", "route", "request_time", "upstream_addr", "upstream_response_time",
+               "duration_us", "duration_ms", "db_queries", "db_ms", "db_rows", "components", "sql", "rows",
+               "count", "bytes_sent", "size", "bytes", "msg", "error", "traceback")
+ERROR_FIELDS = ("event", "level", "uri", "route", "msg", "error")
+#: uWSGI's own messages carry no level; these words mark its failures (worker deaths,
+#: harakiri, segfaults, write errors, a full listen queue, an app that failed to load).
+UWSGI_ERRORS = ("(?i).*(error|fail|harakiri|segmentation|died|damn|traceback|exception|unable to|cannot"
+                "|no app loaded|queue .* full|broken pipe).*")
+#: What the error panels show: 5xx at any layer, failed logins at the edge (401), app
+#: failures and error records, uWSGI's own failure messages.
+ERROR_FILTER = (f'status >= 500 or (layer="nginx" and status == 401) or event="request.failed" '
+                f'or level=~"(?i)(error|critical)" or (event="uwsgi.server" and msg=~"{UWSGI_ERRORS}")')
+REQUEST_EVENTS = 'event=~"nginx.access|uwsgi.request|request.finished"'
+
+
+# --- building blocks -----------------------------------------------------------------------
+
+def target(ref: str, expr: str, query_type: str = "range", **extra) -> dict:
+    return {"refId": ref, "datasource": LOKI, "editorMode": "code", "expr": expr, "queryType": query_type,
+            **extra}
+
+
+def panel(pid: int, kind: str, title: str, description: str, grid: tuple[int, int, int, int],
+          targets: list[dict], **extra) -> dict:
+    x, y, w, h = grid
+    return {"id": pid, "type": kind, "title": title, "description": description, "datasource": LOKI,
+            "gridPos": {"x": x, "y": y, "w": w, "h": h}, "targets": targets, **extra}
+
+
+def override(name: str, **props) -> dict:
+    return {"matcher": {"id": "byName", "options": name},
+            "properties": [{"id": k.replace("__", "."), "value": v} for k, v in props.items()]}
+
+
+def stat(pid: int, title: str, description: str, grid, expr: str, unit: str, decimals: int,
+         no_value: str = "—", color: str = "blue") -> dict:
+    return panel(pid, "stat", title, description, grid, [target("A", expr, "instant")],
+                 fieldConfig={"defaults": {"unit": unit, "decimals": decimals, "noValue": no_value,
+                                           "color": {"mode": "fixed", "fixedColor": color}},
+                              "overrides": []},
+                 options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                          "colorMode": "value", "graphMode": "none", "textMode": "value",
+                          "justifyMode": "auto", "orientation": "auto", "showPercentChange": False,
+                          "percentChangeColorMode": "standard", "wideLayout": True})
+
+
+def timeseries(pid: int, title: str, description: str, grid, targets: list[dict], unit: str,
+               legend: dict, custom: dict | None = None, **defaults) -> dict:
+    return panel(pid, "timeseries", title, description, grid, targets,
+                 fieldConfig={"defaults": {"unit": unit, **defaults,
+                                           "custom": {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10,
+                                                      "showPoints": "never", "spanNulls": False, **(custom or {})}},
+                              "overrides": []},
+                 options={"legend": {"showLegend": True, "calcs": [], **legend},
+                          "tooltip": {"mode": "multi", "sort": "desc"}})
+
+
+def log_table_transformations(index: list[str], exclude: list[str]) -> list[dict]:
+    """Loki log frames keep labels, metadata and parsed fields in one ``labels`` column:
+    extract them into columns, then keep the readable ones in a fixed order."""
+    return [
+        {"id": "extractFields", "options": {"source": "labels", "format": "auto", "replace": False,
+                                            "keepTime": False}},
+        {"id": "organize", "options": {"excludeByName": {n: True for n in exclude},
+                                       "indexByName": {n: i for i, n in enumerate(index)},
+                                       "renameByName": {}, "includeByName": {}}},
+    ]
+
+
+def logs_options(order: str, show_labels: bool) -> dict:
+    return {"showTime": True, "wrapLogMessage": True, "enableLogDetails": True, "showLabels": show_labels,
+            "showCommonLabels": False, "showLogContextToggle": False, "sortOrder": order, "dedupStrategy": "none",
+            "prettifyLogMessage": False}
+
+
+LOG_FRAME_FIELDS = ["labels", "tsNs", "id", "Line", "labelTypes", "detected_level", "service_name", "env"]
+
+
+def dashboard(uid: str, title: str, description: str, tags: list[str], time_from: str, refresh: str,
+              links: list[dict], variables: list[dict], panels: list[dict]) -> dict:
+    return {"uid": uid, "title": title, "description": description, "tags": tags, "editable": False,
+            "graphTooltip": 1, "schemaVersion": SCHEMA_VERSION, "version": 1,
+            "time": {"from": time_from, "to": "now"}, "timezone": "browser", "refresh": refresh,
+            "fiscalYearStartMonth": 0, "liveNow": False, "links": links,
+            "templating": {"list": variables}, "annotations": {"list": []}, "panels": panels}
+
+
+def link(title: str, url: str, icon: str, tooltip: str) -> dict:
+    return {"title": title, "type": "link", "url": url, "icon": icon, "keepTime": True, "targetBlank": False,
+            "tooltip": tooltip, "asDropdown": False, "includeVars": False, "tags": []}
+
+
+# --- request trace -----------------------------------------------------------------------------
+
+HINT = "Paste a request id into request_id above"
+TRACE_TEXT = """\
+**Paste a request id into `request_id` above**: the `X-Request-ID` response header (browser dev tools, \
+Network tab), or click one in the overview's *Recent errors*. With no id every panel stays empty.
+
+**The twelve steps of request `$request_id`**, derived as `./stack trace <id>` derives them \
+(stackctl/trace.py; the shared twelve-steps table).
+
+- **time (epoch s)**: when the step happened. NGINX, uWSGI and Flask share the host clock and are compared \
+as they are; NGINX times are whole milliseconds, uWSGI's and the app's microseconds. The browser's clock is \
+aligned on NGINX's (see *Browser clock skew*).
+- **hop (ms)**: this step's time minus the previous step's (step 11 falls back to step 3 when NGINX \
+answered itself). Step 6's `detail` carries the request's database work (`db_queries`, `db_ms`, \
+`db_rows` of `request.finished`). A negative hop next to an NGINX step (seen down to about -1.3 ms) comes from NGINX's \
+clock: its times are whole milliseconds, truncated, from a clock NGINX updates once per pass of its event \
+loop, so an NGINX time can be a little more than 1 ms early against uWSGI's microseconds. It is shown as \
+computed.
+- **measured**: a clock reading that a layer logged as is: NGINX `msec` (11), uWSGI `start_us` (4), the \
+app's wide event `request.finished`: `start_us` (5), `db_start_us` (6, when the request queried the \
+database) and `time` (7), the browser's Navigation Timing `requestStart` (1) and `responseEnd` (12).
+- **derived**: computed from measured numbers: 2 = `msec - request_time`; 3 = step 2 + \
+`upstream_connect_time` (after the earlier attempts when NGINX retried, up to 3 attempts: `detail` lists \
+every upstream tried); 6 = step 5 when the request made no database query; 8 = step 7 (the body does not \
+stream); 9 = `start_us + duration_us`, bounded by step 10 (never before step 8) when uWSGI logged its end \
+after NGINX had already sent the response; 10 = step 2 + `upstream_response_time` (also when a failed \
+connection left `upstream_connect_time` at `-`).
+- **A missing row means the logs do not carry that step** for this id; it is never invented. A response \
+NGINX gave itself (a static file, 401, 404, 429) has no steps 4-10; a 502 whose upstream connection \
+failed has no steps 3-9; steps 1 and 12 need the page's browser beacon (`browser.timing`), which only page \
+views send. At `LOG_LEVEL=DEBUG` the app's finer events (`request.started`, `db.query`) are in the tables \
+below.
+"""
+
+
+def twelve_steps_panel() -> dict:
+    widths = {"step": 60, "name": 250, "layer": 80, "time (epoch s)": 170, "hop (ms)": 100, "source": 90}
+    overrides = [override(n, custom__width=w) for n, w in widths.items() if n not in ("time (epoch s)", "hop (ms)")]
+    overrides += [
+        override("time (epoch s)", unit="none", decimals=6, custom__width=widths["time (epoch s)"]),
+        override("hop (ms)", unit="none", decimals=3, custom__width=widths["hop (ms)"]),
+        override("detail", custom__inspect=True),
+    ]
+    return panel(
+        7, "table", "Twelve steps",
+        "One row per step of the request, as far as its log lines carry it (./stack trace derives the same). "
+        "Two instant queries over the dashboard range, one per column: TIME (each step's time) and HOP (each "
+        "step's time minus the previous step's); every row carries the labels step, name, layer, source and "
+        "detail, and the merge joins the two columns on them. See the panel beside for measured vs derived.",
+        (0, 4, 17, 14),
+        [target("TIME", ts.time_query(), "instant"), target("HOP", ts.hop_query(), "instant")],
+        fieldConfig={"defaults": {"noValue": "—", "custom": {"align": "auto", "cellOptions": {"type": "auto"},
+                                                             "inspect": False}},
+                     "overrides": overrides},
+        options={"showHeader": True, "cellHeight": "sm", "frameIndex": 0},
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": True},
+                "indexByName": {"step": 0, "name": 1, "layer": 2, "Value #TIME": 3, "Value #HOP": 4,
+                                "source": 5, "detail": 6},
+                "renameByName": {"Value #TIME": "time (epoch s)", "Value #HOP": "hop (ms)"},
+                "includeByName": {}}},
+            {"id": "sortBy", "options": {"sort": [{"field": "step", "desc": False}]}},
+        ])
+
+
+def request_trace() -> dict:
+    rid = ts.RID
+    steps_fields = ", ".join(STEP_FIELDS)
+    panels = [
+        stat(10, "Log lines for this request id",
+             "How many lines of all layers carry this request_id in the dashboard's time range.", (0, 0, 4, 4),
+             f'sum(count_over_time({{service_name="pc-builder"}} {rid} [$__range]))', "short", 0,
+             no_value=HINT, color="green"),
+        stat(1, "NGINX request_time", "Total time at NGINX, including the upstream.", (4, 0, 5, 4),
+             f"max_over_time({ts.sel('nginx')} | json request_time | unwrap request_time | __error__=\"\" "
+             "[$__range]) by (layer)", "s", 3),
+        stat(2, "NGINX upstream_response_time",
+             "Time the uWSGI upstream took as seen by NGINX (the first attempt's when NGINX retried).",
+             (9, 0, 5, 4),
+             f"max_over_time({ts.sel('nginx')} | json upstream_response_time | line_format "
+             "\"{{ .upstream_response_time }}\" | regexp \"^(?P<first_response>[0-9.]+)\" | unwrap first_response "
+             "| __error__=\"\" [$__range]) by (layer)",
+             "s", 3),
+        stat(3, "uWSGI duration", "Time spent inside uWSGI (duration_us of the uWSGI request line).",
+             (14, 0, 5, 4),
+             f"max_over_time({ts.sel('uwsgi')} | json event, duration_us | event=\"uwsgi.request\" "
+             "| unwrap duration_us | __error__=\"\" [$__range]) by (layer)", "µs", 0),
+        stat(4, "App duration", "Time spent in Flask (duration_ms of the wide event request.finished).",
+             (19, 0, 5, 4),
+             f"max_over_time({ts.sel('app')} | json event, duration_ms | event=\"request.finished\" "
+             "| unwrap duration_ms | __error__=\"\" [$__range]) by (layer)", "ms", 3),
+        twelve_steps_panel(),
+        {"id": 8, "type": "text", "title": "Twelve steps: measured, derived, missing",
+         "description": "How to read the Twelve steps table.", "gridPos": {"x": 17, "y": 4, "w": 7, "h": 10},
+         "options": {"mode": "markdown", "content": TRACE_TEXT,
+                     "code": {"language": "plaintext", "showLineNumbers": False, "showMiniMap": False}}},
+        stat(9, "Browser clock skew",
+             "Browser clock minus NGINX's, subtracted from steps 1 and 12 (as ./stack trace does): 0 when the "
+             "beacon's raw requestStart..responseEnd already brackets NGINX's received..sent, else the "
+             "NTP-style offset that centres the browser's window on NGINX's. No value: no browser.timing "
+             "beacon for this id.", (17, 14, 7, 4), f"{ts.skew_s()} * 1000", "ms", 3,
+             no_value="— (no beacon)", color="purple"),
+        panel(5, "table", "Request steps (all layers, in time order)",
+              "Every log line carrying this request_id with the fields that tell its story: NGINX access, uWSGI "
+              "request, the app's wide event request.finished (and request.failed, db.slow_query; at DEBUG also "
+              "request.started / db.query / components.retrieved), the browser beacon.",
+              (0, 18, 24, 10),
+              [target("A", f'{{service_name="pc-builder"}} {rid} | json {steps_fields}', maxLines=1000)],
+              fieldConfig={"defaults": {}, "overrides": [override("traceback", custom__inspect=True)]},
+              options={"showHeader": True, "cellHeight": "sm", "frameIndex": 0,
+                       "sortBy": [{"displayName": "Time", "desc": False}]},
+              transformations=log_table_transformations(
+                  ["Time", "layer", "instance", "event", "level", "method", "uri", "path", "route", "status",
+                   *[f for f in STEP_FIELDS if f not in ("event", "level", "uri", "route")]],
+                  LOG_FRAME_FIELDS + ["request_id"])),
+        panel(6, "logs", "Log lines for request $request_id (oldest first)",
+              "All layers, filtered on the request_id structured metadata (not a label).", (0, 28, 24, 14),
+              [target("A", f'{{service_name="pc-builder"}} {rid}', maxLines=1000)],
+              options=logs_options("Ascending", show_labels=True)),
+    ]
+    variable = {"name": "request_id", "label": "request_id", "type": "textbox", "query": "",
+                "current": {"selected": False, "text": "", "value": ""}, "hide": 0,
+                "description": "The X-Request-ID of the request to follow"}
+    return dashboard("request-trace", "PC Builder / Request trace",
+                     "Follow one request_id through the browser, NGINX, uWSGI and the Flask app: its twelve steps, "
+                     "then every log line.", ["pc-builder", "trace"], "now-6h", "",
+                     [link("Stack overview", "/d/stack-overview", "dashboard", "Back to the overview")],
+                     [variable], panels)
+
+
+# --- stack overview ----------------------------------------------------------------------------
+
+def stack_overview() -> dict:
+    stream = '{service_name="pc-builder", env=~"$env"}'
+    nginx = '{service_name="pc-builder", env=~"$env", layer="nginx"}'
+    requests = f"sum by (layer) (rate({stream} | json event | __error__=\"\" | {REQUEST_EVENTS} [$__auto]))"
+    errors_5xx = (f"sum by (layer) (rate({stream} | json event, status | __error__=\"\" | {REQUEST_EVENTS} "
+                  f"| status >= 500 [$__auto]))")
+    latency = [target(ref, f"quantile_over_time({q}, {nginx} | json event, {field} | __error__=\"\" "
+                           f"| event=\"nginx.access\"{flt} | unwrap {field} | __error__=\"\" [$__auto]) by (layer)",
+                      legendFormat=f"p{q[2:].ljust(2, '0')}")
+               for field, flt in (("request_time", ""),
+                                  ("upstream_response_time", ' | upstream_response_time=~"[0-9.]+"'))
+               for ref, q in (("A", "0.5"), ("B", "0.95"), ("C", "0.99"))]
+    error_lines = (f"{stream} | json {', '.join(ERROR_FIELDS)} | __error__=\"\" | {ERROR_FILTER}")
+
+    def slowest(pid: int, title: str, description: str, x: int, expr: str, key: str, value: str,
+                unit: str) -> dict:
+        return panel(pid, "table", f"Slowest {title}", description, (x, 16, 8, 8),
+                     [target("A", expr, "instant")],
+                     fieldConfig={"defaults": {"unit": unit, "decimals": 3}, "overrides": [override(
+                         value, custom__cellOptions={"type": "color-background", "mode": "gradient"},
+                         color={"mode": "continuous-GrYlRd"})]},
+                     options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": value, "desc": True}]},
+                     transformations=[{"id": "organize", "options": {
+                         "excludeByName": {"Time": True}, "indexByName": {"method": 0, key: 1, "Value #A": 2},
+                         "renameByName": {"Value #A": value}, "includeByName": {}}}])
+
+    panels = [
+        timeseries(1, "Requests/s by layer and status class",
+                   "One request is counted once per layer: nginx access line, uWSGI request line, app "
+                   "request.finished.", (0, 0, 12, 8),
+                   [target("A", f"sum by (layer, status_class) (rate({stream} | json event, status | __error__=\"\" "
+                                f"| {REQUEST_EVENTS} | label_format status_class=`{{{{ substr 0 1 .status }}}}xx` "
+                                "[$__auto]))", legendFormat="{{layer}} {{status_class}}")],
+                   "reqps", {"displayMode": "table", "placement": "right", "calcs": ["mean", "lastNotNull"]}),
+        timeseries(2, "Error rate (5xx share) by layer",
+                   "Share of requests answered with a 5xx status, per layer; 0 % is drawn as 0 when a layer "
+                   "served requests and none failed (no line at all: no requests).", (12, 0, 12, 8),
+                   [target("A", f"({errors_5xx} or (0 * {requests})) / {requests}", legendFormat="{{layer}}")],
+                   "percentunit", {"displayMode": "list", "placement": "bottom"}, {"lineWidth": 2},
+                   min=0, max=1, thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                                          {"color": "red", "value": 0.01}]}),
+        timeseries(3, "NGINX request_time p50 / p95 / p99",
+                   "Total time NGINX spent on the request ($request_time), seconds.", (0, 8, 12, 8), latency[:3],
+                   "s", {"displayMode": "list", "placement": "bottom"}),
+        timeseries(4, "NGINX upstream_response_time p50 / p95 / p99",
+                   "Time the uWSGI upstream took as seen by NGINX, seconds. Lines that were retried on several "
+                   "upstreams (comma-separated values) or never reached one (\"-\") are left out.", (12, 8, 12, 8),
+                   latency[3:], "s", {"displayMode": "list", "placement": "bottom"}),
+        timeseries(5, "Requests/s per uWSGI instance",
+                   "Load balancing across app replicas (uWSGI request log lines per instance); the legend shows "
+                   "each instance's mean, peak and last rate.", (0, 16, 8, 8),
+                   [target("A", f"sum by (instance) (rate({{service_name=\"pc-builder\", env=~\"$env\", "
+                                f"layer=\"uwsgi\"}} | json event | __error__=\"\" | event=\"uwsgi.request\" "
+                                "[$__auto]))", legendFormat="{{instance}}")],
+                   "reqps", {"displayMode": "table", "placement": "right", "calcs": ["mean", "max", "lastNotNull"]},
+                   {"stacking": {"mode": "normal", "group": "A"}}),
+        slowest(6, "paths (NGINX request_time)",
+                "Top 10 method + path (the URI without its query string) by 95th percentile of NGINX "
+                "request_time over the dashboard range: static files and NGINX's own answers included.", 8,
+                f"topk(10, quantile_over_time(0.95, {nginx} | json event, uri, request_time | __error__=\"\" "
+                "| event=\"nginx.access\" | label_format path=`{{ regexReplaceAll \"[?#].*\" .uri \"\" }}` "
+                "| unwrap request_time | __error__=\"\" [$__range]) by (method, path))", "path", "p95 request_time", "s"),
+        slowest(11, "routes (app duration_ms)",
+                "Top 10 method + Flask route (the URL rule, so /components/<int:component_id> is one row) by "
+                "95th percentile of the app's duration_ms over the dashboard range.", 16,
+                f"topk(10, quantile_over_time(0.95, {{service_name=\"pc-builder\", env=~\"$env\", layer=\"app\"}} "
+                "| json event, route, duration_ms | __error__=\"\" | event=\"request.finished\" | route=~\"/.+\" "
+                "| unwrap duration_ms | __error__=\"\" [$__range]) by (method, route))", "route", "p95 duration_ms",
+                "ms"),
+        panel(7, "table", "Recent errors (click a request_id to trace it)",
+              "5xx responses at any layer, failed logins at the edge (NGINX 401), app request.failed events "
+              "and error/critical records, uWSGI's own failure messages. request_id opens the request-trace "
+              "dashboard on an hour around the line.", (0, 24, 24, 10),
+              [target("A", error_lines, maxLines=200)],
+              fieldConfig={"defaults": {}, "overrides": [override(
+                  "request_id", links=[{"title": "Trace request ${__value.raw}", "url": TRACE_LINK}])]},
+              options={"showHeader": True, "cellHeight": "sm", "frameIndex": 0,
+                       "sortBy": [{"displayName": "Time", "desc": True}]},
+              transformations=log_table_transformations(
+                  ["Time", "layer", "instance", "event", "status", "method", "uri", "path", "route", "request_id",
+                   "level", "msg", "error"], LOG_FRAME_FIELDS)),
+        panel(8, "logs", "Error log lines", "Raw lines behind the table above, newest first.", (0, 34, 24, 10),
+              [target("A", error_lines, maxLines=200)],
+              options=logs_options("Descending", show_labels=False)),
+    ]
+    env = {"name": "env", "label": "env", "type": "query", "datasource": LOKI,
+           "query": {"refId": "LokiVariableQueryEditor-VariableQuery", "type": 1, "label": "env",
+                     "stream": '{service_name="pc-builder"}'},
+           "includeAll": True, "allValue": ".*",
+           "multi": False, "current": {"selected": True, "text": "All", "value": "$__all"}, "refresh": 2,
+           "sort": 1, "hide": 0}
+    return dashboard("stack-overview", "PC Builder / Stack overview",
+                     "Traffic, errors and latency across NGINX, uWSGI and the Flask app, from Loki.",
+                     ["pc-builder", "overview"], "now-1h", "30s",
+                     [link("Request trace", "/d/request-trace", "external link",
+                           "Follow one request_id across layers")], [env], panels)
+
+
+DASHBOARDS = {"request-trace.json": request_trace, "stack-overview.json": stack_overview}
+
+
+def render(build) -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    check = argv[1:] == ["--check"]
+    stale = []
+    for name, build in DASHBOARDS.items():
+        path, text = OUT / name, render(build)
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"generate_dashboards: {', '.join(stale)} differ from what {Path(__file__).name} writes; "
+              "run it and commit the result", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,135 @@
+// The provisioned dashboards' tables as Grafana builds them, with Grafana's own code
+// (grafana_panel.mjs): Loki answers (fixtures/loki, built from real log lines, see
+// fixtures/README.md) -> the Loki datasource's frames -> the panel's transformations and
+// field config -> the cells as displayed. Run by tests/validators/test_dashboards.py.
+//
+//   node --test tests/logql/
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+
+import { lokiInstantFrames, renderPanel, statTexts, tableText } from "./grafana_panel.mjs";
+
+const HERE = new URL(".", import.meta.url).pathname;
+const read = (path) => JSON.parse(readFileSync(HERE + path, "utf8"));
+const dashboard = (uid) => read(`../../observability/grafana/dashboards/${uid}.json`);
+const panelOf = (uid, title) => dashboard(uid).panels.find((p) => p.title === title);
+const fixture = (name) => read(`fixtures/loki/${name}.json`);
+
+const COLUMNS = ["step", "name", "layer", "time (epoch s)", "hop (ms)", "source", "detail"];
+const NAMES = ["client sends the request", "NGINX receives it", "NGINX picks an uWSGI server",
+  "uWSGI receives, translates to WSGI", "uWSGI hands it to Flask", "Flask works (database, logic)",
+  "Flask generates the response", "Flask returns it to uWSGI", "uWSGI translates the response",
+  "uWSGI sends it to NGINX", "NGINX sends it to the client", "client receives and renders"];
+const steps = (...numbers) => numbers.map((n) => String(n).padStart(2, "0"));
+
+/** Everything wrong with a rendered twelve-steps table for a request whose logs carry
+ *  `expected` steps ([] = the table is right). */
+function twelveStepsProblems(tables, expected, answers) {
+  const problems = [];
+  if (tables.length !== 1) return [`${tables.length} tables instead of one`];
+  const [table] = tables;
+  const names = table.columns.map((c) => c.name);
+  if (JSON.stringify(names) !== JSON.stringify(COLUMNS)) problems.push(`columns ${names.join(" | ")}`);
+  if (table.rows.length !== expected.length) problems.push(`${table.rows.length} rows instead of ${expected.length}`);
+  const col = Object.fromEntries(names.map((n, i) => [n, i]));
+  const time = table.columns[col["time (epoch s)"]];
+  const hop = table.columns[col["hop (ms)"]];
+  if (!time || time.unit !== "none" || time.decimals !== 6) problems.push("time column: not unit none, 6 decimals");
+  if (!hop || hop.unit !== "none" || hop.decimals !== 3) problems.push("hop column: not unit none, 3 decimals");
+  if (problems.length) return problems;
+  const times = Object.fromEntries(answers.TIME.data.result.map((s) => [s.metric.step, s.value[1]]));
+  const hops = Object.fromEntries(answers.HOP.data.result.map((s) => [s.metric.step, s.value[1]]));
+  table.rows.forEach((row, i) => {
+    const cell = (name) => row[col[name]];
+    const step = cell("step").text;
+    if (step !== expected[i]) problems.push(`row ${i}: step ${step}, expected ${expected[i]}`);
+    if (cell("name").text !== NAMES[Number(step) - 1]) problems.push(`step ${step}: name ${cell("name").text}`);
+    if (!["measured", "derived"].includes(cell("source").text)) problems.push(`step ${step}: source ${cell("source").text}`);
+    if (cell("time (epoch s)").text !== Number(times[step]).toFixed(6)) {
+      problems.push(`step ${step}: time ${cell("time (epoch s)").text}, Loki said ${times[step]}`);
+    }
+    const hopText = hops[step] === undefined ? "" : Number(hops[step]).toFixed(3);
+    if (cell("hop (ms)").text !== hopText) problems.push(`step ${step}: hop ${cell("hop (ms)").text}, Loki said ${hops[step]}`);
+    if (!cell("detail").text) problems.push(`step ${step}: no detail`);
+  });
+  return problems;
+}
+
+const twelveSteps = () => panelOf("request-trace", "Twelve steps");
+
+test("a page view's trace renders as twelve rows: step, name, layer, time, hop, source, detail", async () => {
+  const { responses } = fixture("page");
+  const tables = await renderPanel(twelveSteps(), lokiInstantFrames(responses));
+  assert.deepEqual(twelveStepsProblems(tables, steps(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12), responses), []);
+  const rows = Object.fromEntries(tables[0].rows.map((r) => [r[0].text, r]));
+  assert.equal(rows["05"][5].text, "measured", "step 5 is start_us of the wide event");
+  assert.equal(rows["06"][5].text, "measured", "step 6 is db_start_us of the wide event");
+  assert.match(rows["06"][6].text, /\d+ queries, [\d.]+ ms in the database, \d+ rows/);
+  console.log(tableText(tables[0]));
+});
+
+for (const [name, expected, why] of [
+  ["retry", steps(2, 3, 4, 5, 6, 7, 8, 9, 10, 11), "NGINX retried on the other instance (connect \"-, 0.000\")"],
+  ["bad_gateway", steps(2, 10, 11), "502, no connection (connect \"-, -\"): step 10 still shown"],
+  ["static", steps(2, 3, 11), "a static file: NGINX answered itself"],
+  ["query_1", steps(2, 3, 4, 5, 6, 7, 8, 9, 10, 11), "a page with a query string, no beacon"],
+]) {
+  test(`${name}: the rows its logs carry (${why})`, async () => {
+    const { responses } = fixture(name);
+    const tables = await renderPanel(twelveSteps(), lokiInstantFrames(responses));
+    assert.deepEqual(twelveStepsProblems(tables, expected, responses), []);
+  });
+}
+
+test("negative control: the panel before issue 14 fails the same check on the same request", async () => {
+  // Its 24 queries (T01..T12, H02..H12) return the same series one refId each, with a
+  // `what` label naming the column; labelsToFields then has no labels to act on.
+  const { responses } = fixture("page");
+  const answers = {};
+  for (const [column, what, prefix] of [["TIME", "time", "T"], ["HOP", "hop_ms", "H"]]) {
+    for (const series of responses[column].data.result) {
+      answers[prefix + series.metric.step] = { status: "success",
+        data: { resultType: "vector", result: [{ metric: { ...series.metric, what }, value: series.value }] } };
+    }
+  }
+  const before = read("fixtures/twelve-steps-panel.before.json").panel;
+  const tables = await renderPanel(before, lokiInstantFrames(answers));
+  const problems = twelveStepsProblems(tables, steps(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12), responses);
+  assert.ok(problems.some((p) => p.startsWith("columns ") && p.includes("Value #T01") && p.includes("Value #H12")), problems.join("\n"));
+  assert.ok(problems.some((p) => /^2\d rows instead of 12$/.test(p)), problems.join("\n"));
+
+  // Renaming the value fields by regex before merging is no cure in Grafana 13: merge
+  // keys fields by name and drops the display names renameByRegex sets.
+  const renamed = { ...before, transformations: [
+    { id: "renameByRegex", options: { regex: "Value #T.*", renamePattern: "time (epoch s)" } },
+    { id: "renameByRegex", options: { regex: "Value #H.*", renamePattern: "hop (ms)" } },
+    ...before.transformations.filter((t) => t.id !== "labelsToFields")] };
+  const again = twelveStepsProblems(await renderPanel(renamed, lokiInstantFrames(answers)), steps(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12), responses);
+  assert.ok(again.some((p) => p.startsWith("columns ") && p.includes("Value #T01")), again.join("\n"));
+});
+
+test("no request id: the twelve steps stay empty and the first stat says what to do", async () => {
+  // Every query filters request_id!="" first, so Loki answers nothing for an empty id.
+  const empty = { TIME: { status: "success", data: { resultType: "vector", result: [] } },
+    HOP: { status: "success", data: { resultType: "vector", result: [] } } };
+  const tables = await renderPanel(twelveSteps(), lokiInstantFrames(empty));
+  assert.equal(tables.reduce((n, t) => n + t.rows.length, 0), 0);
+  const lines = panelOf("request-trace", "Log lines for this request id");
+  assert.deepEqual(statTexts(lines, []), ["Paste a request id into request_id above"]);
+  assert.deepEqual(statTexts(lines, lokiInstantFrames({ A: { status: "success", data: { resultType: "vector",
+    result: [{ metric: {}, value: [1795683774, "5"] }] } } })), ["5"]);
+});
+
+test("slowest paths: one row per method and path, no query strings, p95 in seconds", async () => {
+  const panel = panelOf("stack-overview", "Slowest paths (NGINX request_time)");
+  const { responses } = fixture("overview");
+  const [table] = await renderPanel(panel, lokiInstantFrames(responses[panel.title]));
+  assert.deepEqual(table.columns.map((c) => c.name), ["method", "path", "p95 request_time"]);
+  assert.equal(table.columns[2].unit, "s");
+  const paths = table.rows.map((r) => r[1].text);
+  assert.ok(paths.includes("/pc-builder-app/builder"), paths.join(", "));
+  assert.equal(new Set(paths).size, paths.length);
+  assert.ok(paths.every((p) => !p.includes("?")), paths.join(", "));
+  assert.ok(table.rows.every((r) => / m?s$/.test(r[2].text)), table.rows.map((r) => r[2].text).join(", "));
+});
