@@ -173,20 +173,20 @@ def test_off_without_url(local_log):
 
 
 def test_backlog_is_bounded_in_bytes_and_drops_the_oldest():
-    line = b'{"event":"x"}\n'
+    line = '{"event":"x"}'
     size = len(line) + ENTRY_OVERHEAD
     backlog = Backlog(max_bytes=10 * size)
     for i in range(25):
         backlog.append(i, line, {})
     assert len(backlog) == 10 and backlog.bytes == 10 * size
-    assert [ts for ts, _l, _m in backlog.entries] == list(range(15, 25))  # newest kept
+    assert [e[0] for e in backlog.entries] == list(range(15, 25))  # newest kept
     assert backlog.counters.dropped == {"overflow": 15}
     # a batch in flight still counts; a retried batch goes back in front, in order
     batch = backlog.take(4)
     backlog.append(25, line, {})
     assert backlog.bytes <= backlog.max_bytes
     backlog.put_back(batch)
-    assert [ts for ts, _l, _m in backlog.entries][:4] == [ts for ts, _l, _m in batch]
+    assert [e[0] for e in backlog.entries][:4] == [e[0] for e in batch]
     assert backlog.bytes <= backlog.max_bytes
 
 

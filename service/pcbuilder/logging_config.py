@@ -10,8 +10,9 @@ Cost matters: this runs for every request (README "What observability costs"). S
 - the fine-grained per-request events (DEBUG) are guarded by :func:`debug_enabled`
   (stdlib's cached ``isEnabledFor``: ~0.1 us), so at INFO they cost nothing;
 - a line is rendered once, by python-json-logger's msgspec formatter (the fastest of
-  the serializers it ships, measured in ``bench/log_cost.py``), into bytes that the file
-  writer and the Loki shipper share (:class:`LineFormatter`);
+  the serializers it ships, measured in ``bench/log_cost.py``); the file writer encodes
+  that text for its one ``write(2)``, the Loki shipper queues the same text object
+  (:class:`LineFormatter`);
 - stdlib's per-record caller, thread and process-name lookups are off (no line carries
   them; the logging HOWTO's "Optimization" section).
 
@@ -75,8 +76,8 @@ def event_dict_as_message(_logger, method_name, event_dict):
 class LineFormatter(MsgspecFormatter):
     """python-json-logger's msgspec formatter with a lean path for structlog events.
 
-    ``format`` renders once per record: the bytes are kept on the record (under a ``_``
-    name, which python-json-logger never outputs) for every handler that writes the line.
+    :meth:`text` renders once per record: the line is kept on the record (under a ``_``
+    name, which python-json-logger never outputs) for every handler that writes it.
     """
 
     def add_fields(self, log_data, record, message_dict):
@@ -100,11 +101,11 @@ class LineFormatter(MsgspecFormatter):
             # so the line survives.
             return json.dumps(log_data, cls=JsonEncoder, ensure_ascii=True)
 
-    def line(self, record: logging.LogRecord) -> bytes:
-        """The record's JSON line with its newline, rendered at most once."""
+    def text(self, record: logging.LogRecord) -> str:
+        """The record's JSON line (no newline), rendered at most once."""
         cached = record.__dict__.get("_stack_line")
         if cached is None:
-            cached = record._stack_line = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            cached = record._stack_line = self.format(record)
         return cached
 
 
@@ -124,7 +125,7 @@ class LineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            data = self.formatter.line(record)
+            data = (self.formatter.text(record) + "\n").encode()  # valid UTF-8 (see above)
             if self.file is not None:
                 self.file.write_line(data)
             else:

@@ -129,9 +129,8 @@ class Sender:
 
     def body(self, batch: list) -> bytes:
         stream = Stream(self.labels, message_in_json_format=False)
-        stream.values = [[str(ts), line.decode("utf-8", "replace").rstrip("\n"), md] if md
-                         else [str(ts), line.decode("utf-8", "replace").rstrip("\n")]
-                         for ts, line, md in batch]
+        stream.values = [[str(ts), line, md] if md else [str(ts), line]
+                         for ts, line, md, _size in batch]
         return gzip.compress(Streams([stream]).serialize().encode(), compresslevel=GZIP_LEVEL)
 
     def push(self, batch: list) -> None:

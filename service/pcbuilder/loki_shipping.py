@@ -1,13 +1,13 @@
 """Ships the app's log lines to Loki, off the request path, without losing them.
 
 The request thread's whole share is :class:`LokiHandler.emit`: take the line the file
-handler already rendered (bytes, see ``logging_config.LineFormatter``) and append it to
-the process's byte-bounded :class:`~pcbuilder.loki_backlog.Backlog`. A
+handler already rendered (the same text object, see ``logging_config.LineFormatter``)
+and append it to the process's byte-bounded :class:`~pcbuilder.loki_backlog.Backlog`. A
 :class:`~pcbuilder.loki_sender.Sender` thread pushes the backlog with loki-logger-handler
 and retries failed pushes (backoff, ``Retry-After``); only what overflows the bound is
 dropped, and counted.
 
-Every pushed line is the local file's line, byte for byte; labels are only
+Every pushed line is the local file's line, character for character; labels are only
 ``service_name``, ``layer``, ``instance`` and ``env`` (low cardinality); ``request_id``
 and, where the event has them, ``method``, ``path`` and ``status`` travel as Loki
 *structured metadata* (never labels). The entry's timestamp is the record's creation time
@@ -17,8 +17,8 @@ Settings (environment):
 
 ``LOKI_URL``              Loki's push URL (``http://loki:3100/loki/api/v1/push``);
                           unset or empty: shipping is off.
-``LOKI_BACKLOG_BYTES``    what one process may hold for Loki (default 8 MiB: about 40 s
-                          of a worker's lines at 300 requests/s).
+``LOKI_BACKLOG_BYTES``    what one process may hold for Loki (default 16 MiB: ~14,000
+                          wide events, ~45 s of a worker's lines at 300 requests/s).
 ``LOKI_BATCH_INTERVAL``   seconds between pushes (default 1.0).
 ``LOKI_BATCH_SIZE``       most lines per push (default 1000).
 ``LOKI_TIMEOUT``          seconds for one push, connect and read (default 5.0).
@@ -67,7 +67,7 @@ class LokiSettings:
     url: str
     instance: str
     env: str = "local"
-    backlog_bytes: int = 8 * 1024 * 1024
+    backlog_bytes: int = 16 * 1024 * 1024
     batch_interval: float = 1.0
     batch_size: int = 1000
     timeout: float = 5.0
@@ -125,7 +125,7 @@ class LokiHandler(logging.Handler):
         if backlog is None or record.name.startswith(_NOT_SHIPPED):
             return
         try:
-            line = self.formatter.line(record)
+            line = self.formatter.text(record)
             event = record.msg if isinstance(record.msg, dict) else {}
             metadata = {k: str(event[k]) for k in METADATA_KEYS if event.get(k) is not None}
             backlog.append(round(record.created * 1_000_000) * 1000, line, metadata)
