@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from .loki_backlog import Backlog
 from .loki_sender import REPORT_LOGGER, Sender
 
+from .loki_url import push_url
+
 SERVICE_NAME = "pc-builder"
 #: Event fields that also go to Loki as structured metadata (never as labels).
 METADATA_KEYS = ("request_id", "method", "path", "status")
@@ -80,7 +82,7 @@ class LokiSettings:
                  environ=None) -> "LokiSettings":
         e = os.environ if environ is None else environ
         return cls(
-            url=(e.get("LOKI_URL", "") if url is None else url).strip(),
+            url=push_url(e.get("LOKI_URL", "") if url is None else url),
             instance=instance,
             env=(stack_env if stack_env is not None else e.get("STACK_ENV", "")).strip() or "local",
             backlog_bytes=int(_number(e, "LOKI_BACKLOG_BYTES", cls.backlog_bytes)),
