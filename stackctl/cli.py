@@ -1,7 +1,8 @@
-"""Commands of ``./stack``: up, down, status, logs (see ``./stack help``)."""
+"""Commands of ``./stack``: up, down, reload, status, logs, trace (see ``./stack help``)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -12,14 +13,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import xmlrpc.client
 from pathlib import Path
 
-from . import logfiles, render
-from .settings import ROOT, Settings, SettingsError
-from .supervisor_client import processes, proxy, supervisord_pid
+# service/ is on sys.path (see __init__); no Flask is loaded by this: see create_app
+from pcbuilder.healthcheck import check as uwsgi_check
+from pcbuilder.loki_url import query_base, redacted
 
-sys.path.insert(0, str(ROOT / "service"))
-from pcbuilder.healthcheck import check as uwsgi_check  # noqa: E402  (no Flask: see create_app)
+from . import logfiles, render, settings, tools
+from .settings import Settings, SettingsError
+from .supervisor_client import processes, proxy, supervisord_pid
 
 READY_PATH = "/pc-builder-app/readyz"
 
@@ -30,6 +33,10 @@ class StackError(Exception):
 
 def say(message: str) -> None:
     print(f"stack: {message}", flush=True)
+
+
+def warn(message: str) -> None:
+    print(f"stack: {message}", file=sys.stderr, flush=True)
 
 
 # --- up -------------------------------------------------------------------------------
@@ -56,18 +63,66 @@ def _preflight(s: Settings) -> None:
             try:
                 probe.bind((s.http_addr, port))
             except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    raise StackError(f"HTTP_ADDR={s.http_addr} is not an address of this machine"
+                                     " (127.0.0.1: this machine only; 0.0.0.0: every interface)") from None
                 raise StackError(f"cannot use {s.http_addr}:{port} ({exc.strerror});"
                                  f" is something else listening? set {name}") from None
 
 
+def _make_dir(label: str, path: Path) -> None:
+    """mkdir -p with one line naming the setting when it cannot be done."""
+    try:
+        blocker = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise StackError(f"{label} is a file, not a directory" if blocker == path else
+                             f"{label} cannot be created: {blocker} is a file")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StackError(f"{label} cannot be created ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StackError(f"{label} is not writable by this user")
+
+
+def _make_dirs(s: Settings) -> None:
+    wanted = [("LOG_DIR", s.log_dir, s.log_dir / sub) for sub in ("", "nginx", "uwsgi", "app", "browser")]
+    wanted += [("DATA_DIR", s.data_dir, s.data_dir), ("RUN_DIR", s.run_dir, s.run_dir),
+               ("RUN_DIR", s.run_dir, s.run_dir / "nginx-temp")]
+    if s.database_path is not None:
+        if s.database_path.is_dir():
+            raise StackError(f"DATABASE_PATH={s.database_path} is a directory, not a file")
+        wanted.append(("DATABASE_PATH", s.database_path, s.database_path.parent))
+    for name, value, path in wanted:
+        label = f"{name}={value}" + ("" if path == value else f": {path}")
+        _make_dir(label, path)
+
+
 def _ensure_certificate(s: Settings) -> None:
-    env = {**os.environ, "TLS_CERT": str(s.tls_cert), "TLS_KEY": str(s.tls_key)}
+    """The one script compose runs too: checks the pair, or generates one where allowed."""
+    env = {**os.environ, "TLS_CERT": str(s.tls_cert), "TLS_KEY": str(s.tls_key),
+           "OPENSSL": str(tools.path("openssl")),
+           "TLS_SELF_SIGNED_DAYS": str(s.tls_self_signed_days),
+           # a pair is generated only into the default location, never at a path the user named
+           "TLS_GENERATE": "off" if {"TLS_CERT", "TLS_KEY"} & s.provided else "on"}
     result = subprocess.run(["sh", str(render.TLS_CERT_SCRIPT)], env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise StackError(f"no TLS certificate at {s.tls_cert} and generating one failed"
-                         f" (is openssl installed?):\n{result.stderr.strip()}")
+        lines = result.stderr.strip().splitlines()
+        raise StackError(lines[-1] if lines else f"{render.TLS_CERT_SCRIPT.name} failed"
+                         f" (exit {result.returncode})")
     if result.stdout.strip():
         say(f"generated a self-signed TLS certificate: {s.tls_cert}")
+
+
+def _check_loki(s: Settings) -> None:
+    """A warning, never a refusal: the app keeps serving and logging locally without Loki."""
+    from . import loki  # requests: loaded only by the commands that talk to Loki
+
+    ok, line = loki.readiness(s.loki_url)
+    if ok:
+        say(line)
+    else:
+        say(f"warning: {line}; starting anyway: the app's lines stay in {s.log_dir}, and"
+            " what it fails to push meanwhile never reaches Loki")
 
 
 def _nginx_test(s: Settings) -> None:
@@ -121,13 +176,17 @@ def _explain_failure(s: Settings, program: dict) -> str:
 def start(s: Settings) -> None:
     """Start supervisord (daemonized) and wait until readyz answers through NGINX."""
     _preflight(s)
+    _make_dirs(s)
     render.write_all(s)
+    s.save()  # down, reload, status, logs and trace use these, not the caller's shell
     _ensure_certificate(s)
     _nginx_test(s)
+    if s.loki_url:
+        _check_loki(s)
     say(f"starting nginx and {s.app_instances} uWSGI instance(s); logs in {s.log_dir}")
     if s.loki_url and not s.ships_with_alloy:
-        say(f"the app ships to {s.loki_url}; no `alloy` on PATH, so NGINX and uWSGI lines"
-            " stay in the local files only")
+        say(f"the app ships to Loki at {redacted(query_base(s.loki_url))}; no `alloy` on PATH, so NGINX"
+            " and uWSGI lines stay in the local files only")
     conf = s.run_dir / "supervisord.conf"
     result = subprocess.run([s.python_bin, "-m", "supervisor.supervisord", "-c", str(conf)],
                             capture_output=True, text=True)
@@ -196,9 +255,12 @@ def cmd_up(s: Settings, args) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    logfiles.follow(s.log_dir, lambda line: print(_pretty_line(line), flush=True),
-                    stop=lambda: bool(stopping))
-    print()
+    try:
+        logfiles.follow(s.log_dir, lambda line: print(_pretty_line(line), flush=True),
+                        stop=lambda: bool(stopping))
+        print()
+    except BrokenPipeError:  # `./stack up | head`: nobody reads any more; still stop
+        _silence_stdout()
     stop(s)
     return 0
 
@@ -213,10 +275,15 @@ def cmd_reload(s: Settings, _args) -> int:
     if not supervisord_pid(s.run_dir):
         raise StackError(f"no stack running from {s.run_dir}")
     server = proxy(s.run_dir)
-    for name in s.instances:
+    # the instances this supervisord runs, whatever APP_INSTANCES says today
+    for name in [p["name"] for p in processes(s.run_dir) if _is_instance(p["name"])]:
         server.signalProcess(name, "HUP")
         say(f"{name}: graceful reload requested")
     return 0
+
+
+def _is_instance(program: str) -> bool:
+    return program not in ("nginx", "alloy")
 
 
 # --- status ---------------------------------------------------------------------------
@@ -269,6 +336,8 @@ def _pretty_line(line: str) -> str:
 
 
 def cmd_logs(s: Settings, args) -> int:
+    if not s.log_dir.is_dir():
+        raise StackError(f"LOG_DIR={s.log_dir} does not exist: no stack has logged there")
     records = logfiles.read_records(s.log_dir)
     if args.request:
         records = [r for r in records if r.get("request_id") == args.request]
@@ -290,12 +359,16 @@ def cmd_logs(s: Settings, args) -> int:
 def cmd_trace(s: Settings, args) -> int:
     from . import trace
 
-    if (args.request_id is None) == (not args.last):
-        raise StackError("give a request id or --last (not both)")
+    if args.request_id is None and not args.last:
+        raise StackError("trace needs a request id (the X-Request-ID header of a response)"
+                         " or --last for the most recent request")
+    if args.request_id is not None and args.last:
+        raise StackError("give a request id or --last, not both")
     try:
         rid, records, where = trace.collect(None if args.last else args.request_id,
-                                            log_dir=s.log_dir, loki_url=s.loki_url,
-                                            since_s=args.since_hours * 3600)
+                                            log_dir=s.log_dir,
+                                            loki_url="" if args.files else s.loki_url,
+                                            since_s=args.since_hours * 3600, warn=warn)
     except trace.TraceError as exc:
         raise StackError(str(exc)) from None
     result = trace.derive(records, rid)
@@ -305,36 +378,90 @@ def cmd_trace(s: Settings, args) -> int:
 
 # --- entry point ----------------------------------------------------------------------
 
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="./stack", description="Run the PC-builder stack without Docker.")
     sub = p.add_subparsers(dest="command", required=True)
+    # needs: the settings a command reads, when no stack runs from RUN_DIR (None: all of them)
     up = sub.add_parser("up", help="start nginx + uWSGI (foreground, Ctrl-C stops)")
     up.add_argument("-d", "--detach", action="store_true", help="return once ready")
-    up.set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop the stack gracefully").set_defaults(func=cmd_down)
-    sub.add_parser("reload", help="gracefully reload the uWSGI instances").set_defaults(func=cmd_reload)
+    up.set_defaults(func=cmd_up, needs=None)
+    sub.add_parser("down", help="stop the stack gracefully").set_defaults(func=cmd_down, needs=set())
+    sub.add_parser("reload", help="gracefully reload the uWSGI instances").set_defaults(
+        func=cmd_reload, needs=set())
     st = sub.add_parser("status", help="each process, its PID and health")
     st.add_argument("--json", action="store_true")
-    st.set_defaults(func=cmd_status)
+    st.set_defaults(func=cmd_status, needs=set())
     lg = sub.add_parser("logs", help="all layers' JSON lines, prettified, in time order")
     lg.add_argument("-f", "--follow", action="store_true")
-    lg.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
+    lg.add_argument("-n", "--lines", type=_positive, default=0, help="only the last N lines")
     lg.add_argument("--request", metavar="ID", help="only the lines of this request id")
-    lg.set_defaults(func=cmd_logs)
+    lg.set_defaults(func=cmd_logs, needs={"LOG_DIR"})
     tr = sub.add_parser("trace", help="the twelve steps of one request (Loki if LOKI_URL, else files)")
     tr.add_argument("request_id", nargs="?", metavar="ID")
     tr.add_argument("--last", action="store_true", help="trace the most recent request")
     tr.add_argument("--json", action="store_true")
+    tr.add_argument("--files", action="store_true", help="read the local files even when LOKI_URL is set")
     tr.add_argument("--since-hours", type=float, default=24.0, help="Loki search window (default 24)")
-    tr.set_defaults(func=cmd_trace)
+    tr.set_defaults(func=cmd_trace, needs={"LOG_DIR", "LOKI_URL"})
     return p
+
+
+def settings_for(needs: set[str] | None, env=None) -> Settings:
+    """``up`` checks every setting; the other commands act on the stack running from
+    RUN_DIR with the settings it was started with, and need only their own when none runs."""
+    env = os.environ if env is None else env
+    if needs is None:
+        return Settings.from_env(env)
+    run_dir = Settings.from_env(env, needed={"RUN_DIR"}).run_dir
+    if supervisord_pid(run_dir):
+        running = settings.saved(run_dir)
+        if running is not None:
+            ignored = settings.differing(env, running)
+            if ignored:
+                warn(f"using the settings the stack in {run_dir} was started with; ignoring"
+                     f" {', '.join(ignored)} from the environment")
+            return running
+    return Settings.from_env(env, needed={"RUN_DIR", *needs})
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
-        return args.func(settings, args)
-    except (StackError, SettingsError) as exc:
+        code = args.func(settings_for(args.needs), args)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is caught below
+        return code
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"stack: {problem}", file=sys.stderr)
+        return 1
+    except StackError as exc:
+        print(f"stack: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `./stack status | head -1`
+        _silence_stdout()
+        return 1
+    except KeyboardInterrupt:
+        print("stack: interrupted", file=sys.stderr)
+        return 130
+    except xmlrpc.client.Fault as exc:
+        print(f"stack: supervisord refused: {exc.faultString}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # anything the checks above did not foresee: still one line
         print(f"stack: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pcbuilder.loki_url import push_url
+
 from .settings import ROOT, Settings
 
 NGINX_TEMPLATE = ROOT / "nginx" / "nginx.conf.template"
@@ -108,6 +110,8 @@ stderr_logfile={run}/nginx.err
             "DATA_DIR": str(s.data_dir),
             "STACK_ENV": s.stack_env,
             "LOKI_URL": s.loki_url,
+            "LOG_LEVEL": s.log_level,
+            "DATABASE_PATH": str(s.database_path or ""),
         }
         parts.append(f"""
 [program:{name}]
@@ -124,7 +128,8 @@ stdout_logfile={run}/{name}.out
 stderr_logfile={run}/{name}.err
 """)
     if s.ships_with_alloy:
-        env = {"LOG_DIR": str(s.log_dir), "LOKI_URL": s.loki_url, "STACK_ENV": s.stack_env}
+        # Alloy's loki.write takes the push URL only; LOKI_URL may be the base URL
+        env = {"LOG_DIR": str(s.log_dir), "LOKI_URL": push_url(s.loki_url), "STACK_ENV": s.stack_env}
         parts.append(f"""
 [program:alloy]
 ; the compose Alloy config, with paths and URL from the environment

@@ -31,7 +31,6 @@ from pcbuilder.request_ids import is_valid as valid_request_id  # the format NGI
 
 from . import logfiles
 
-LOKI_PUSH_SUFFIX = "/loki/api/v1/push"
 BEACON_PATH = "/pc-builder-app/api/timing"
 #: Requests ``--last`` skips: the beacon itself and health probes (./stack polls readyz).
 NOISE_PATHS = (BEACON_PATH, "/pc-builder-app/readyz", "/pc-builder-app/healthz")
@@ -515,32 +514,22 @@ def last_request_id_from_files(log_dir: Path) -> str | None:
     return None
 
 
-def loki_query_base(loki_url: str) -> str:
-    """The query base from LOKI_URL, which is the push URL (``.../loki/api/v1/push``)."""
-    url = loki_url.rstrip("/")
-    if url.endswith(LOKI_PUSH_SUFFIX):
-        url = url[: -len(LOKI_PUSH_SUFFIX)]
-    return url
-
-
 def _loki_get(loki_url: str, query: str, since_s: float, limit: int, direction: str,
               timeout: float = 10.0) -> list[dict]:
-    import requests
-
     now_ns = time.time_ns()
     params = {"query": query, "start": str(now_ns - int(since_s * 1e9)), "end": str(now_ns),
               "limit": str(limit), "direction": direction}
-    url = loki_query_base(loki_url) + "/loki/api/v1/query_range"
-    try:
-        resp = requests.get(url, params=params, timeout=timeout)
-    except requests.RequestException as exc:
-        raise TraceError(f"cannot query Loki at {url}: {exc}") from None
+    from . import loki  # requests: loaded only when Loki is asked
+
+    resp = loki.get(loki_url, "/loki/api/v1/query_range", params, timeout)
+    where = loki.where(loki_url)
     if resp.status_code != 200:
-        raise TraceError(f"Loki at {url} answered {resp.status_code}: {resp.text[:300]}")
+        raise loki.LokiError(f"Loki at {where} answered {resp.status_code} to the query:"
+                             f" {' '.join(resp.text.split())[:200]}")
     try:
         result = resp.json()["data"]["result"]
     except (ValueError, KeyError, TypeError):
-        raise TraceError(f"Loki at {url} answered something that is not a query result") from None
+        raise loki.LokiError(f"Loki at {where} answered something that is not a query result") from None
     records = []
     for stream in result or []:
         labels = stream.get("stream") or {}
@@ -582,20 +571,52 @@ def last_request_id_from_loki(loki_url: str, since_s: float = 86400) -> str | No
     return last_request_id(_loki_get(loki_url, query, since_s, 200, "backward"))
 
 
-def collect(request_id: str | None, *, log_dir: Path, loki_url: str = "",
-            since_s: float = 86400) -> tuple[str, list[dict], str]:
-    """(request id, its records, where they came from). ``None`` means the last request."""
-    where = f"Loki ({loki_query_base(loki_url)})" if loki_url else str(log_dir)
+def _from_loki(request_id: str | None, loki_url: str, since_s: float) -> tuple[str | None, list[dict]]:
     if request_id is None:
-        request_id = (last_request_id_from_loki(loki_url, since_s) if loki_url
-                      else last_request_id_from_files(log_dir))
+        request_id = last_request_id_from_loki(loki_url, since_s)
         if request_id is None:
-            raise TraceError(f"no request in the NGINX access log ({where}) to trace")
-    elif not valid_request_id(request_id):
+            return None, []
+    return request_id, records_from_loki(loki_url, request_id, since_s)
+
+
+def _from_files(request_id: str | None, log_dir: Path) -> tuple[str | None, list[dict]]:
+    if not log_dir.is_dir():
+        raise TraceError(f"LOG_DIR={log_dir} does not exist: no log files to trace from")
+    if request_id is None:
+        request_id = last_request_id_from_files(log_dir)
+        if request_id is None:
+            return None, []
+    return request_id, records_from_files(log_dir, request_id)
+
+
+def collect(request_id: str | None, *, log_dir: Path, loki_url: str = "",
+            since_s: float = 86400, warn=None) -> tuple[str, list[dict], str]:
+    """(request id, its records, where they came from). ``None`` means the last request.
+
+    From Loki when ``loki_url`` is set; when Loki is unreachable, from the local files
+    (which hold every layer's lines on this host), after ``warn(<why>)``."""
+    if request_id is not None and not valid_request_id(request_id):
         raise TraceError(f"{request_id!r} is not a request id: 8-128 characters of "
                          "A-Z a-z 0-9 . _ -")
-    records = (records_from_loki(loki_url, request_id, since_s) if loki_url
-               else records_from_files(log_dir, request_id))
+    found = None
+    if loki_url:
+        from . import loki  # requests: loaded only when Loki is asked
+
+        where = f"Loki ({loki.where(loki_url)})"
+        try:
+            found = _from_loki(request_id, loki_url, since_s)
+        except loki.LokiUnreachable as exc:
+            if warn is not None:
+                warn(f"{exc}; reading the local files in {log_dir} instead")
+        except loki.LokiError as exc:
+            raise TraceError(f"{exc}; ./stack trace --files reads the local files in {log_dir}"
+                             " instead") from None
+    if found is None:
+        where = str(log_dir)
+        found = _from_files(request_id, log_dir)
+    request_id, records = found
+    if request_id is None:
+        raise TraceError(f"no request in the NGINX access log ({where}) to trace")
     records = [r for r in records if r.get("request_id") == request_id]
     if not records:
         raise TraceError(f"no log line carries request id {request_id!r} in {where}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -292,6 +293,12 @@ def log_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def no_running_stack(tmp_path_factory, monkeypatch):
+    """A RUN_DIR with no stack in it: the command reads LOG_DIR/LOKI_URL from the environment."""
+    monkeypatch.setenv("RUN_DIR", str(tmp_path_factory.mktemp("run")))
+
+
 def test_command_prints_a_table_and_json(log_dir, capsys):
     assert cli.main(["trace", RID]) == 0
     out = capsys.readouterr().out
@@ -310,8 +317,8 @@ def test_command_last(log_dir, capsys):
     (["trace", "bad id!"], "is not a request id"),
     (["trace", "short"], "is not a request id"),
     (["trace", "unknown-id-0001"], "no log line carries request id"),
-    (["trace"], "give a request id or --last"),
-    (["trace", RID, "--last"], "give a request id or --last"),
+    (["trace"], "trace needs a request id (the X-Request-ID header of a response) or --last"),
+    (["trace", RID, "--last"], "give a request id or --last, not both"),
 ])
 def test_command_errors(log_dir, capsys, argv, message):
     assert cli.main(argv) == 1
@@ -326,6 +333,9 @@ class _FakeLoki(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         params = {k: v[0] for k, v in parse_qs(url.query).items()}
         self.queries.append((url.path, params))
+        if getattr(self, "fail", False):
+            self.send_error(500, "too many outstanding requests")
+            return
         if url.path != "/loki/api/v1/query_range":
             self.send_error(404)
             return
@@ -366,12 +376,6 @@ def fake_loki(tmp_path, monkeypatch):
     server.server_close()
 
 
-def test_loki_query_base_from_the_push_url():
-    assert trace.loki_query_base("http://loki:3100/loki/api/v1/push") == "http://loki:3100"
-    assert trace.loki_query_base("http://loki:3100/loki/api/v1/push/") == "http://loki:3100"
-    assert trace.loki_query_base("https://x.example/base") == "https://x.example/base"
-
-
 def test_trace_from_loki(fake_loki, capsys):
     assert cli.main(["trace", RID, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -389,12 +393,24 @@ def test_last_and_unknown_from_loki(fake_loki, capsys):
     assert "no log line carries request id 'unknown-id-0001' in Loki" in capsys.readouterr().err
 
 
-def test_loki_unreachable_is_a_clear_error(monkeypatch, tmp_path, capsys):
-    port = trace_free_port()
-    monkeypatch.setenv("LOKI_URL", f"http://127.0.0.1:{port}/loki/api/v1/push")
-    monkeypatch.setenv("LOG_DIR", str(tmp_path))
+def test_loki_unreachable_says_so_and_reads_the_local_files(log_dir, monkeypatch, capsys):
+    monkeypatch.setenv("LOKI_URL", f"http://127.0.0.1:{trace_free_port()}")
+    assert cli.main(["trace", "--last", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["request_id"] == "someone-else-0001"
+    assert captured.err.splitlines() == [
+        f"stack: Loki at {os.environ['LOKI_URL']} is unreachable (connection refused);"
+        f" reading the local files in {log_dir} instead"]
+
+
+def test_loki_answering_an_error_is_one_line_offering_the_files(fake_loki, monkeypatch, capsys):
+    monkeypatch.setattr(_FakeLoki, "fail", True, raising=False)
     assert cli.main(["trace", RID]) == 1
-    assert "cannot query Loki" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "answered 500 to the query" in err and "./stack trace --files reads the local files" in err
+    assert cli.main(["trace", RID, "--files"]) == 1  # the fixture's LOG_DIR has no files
+    assert "LOG_DIR=" in capsys.readouterr().err
 
 
 def trace_free_port() -> int:

@@ -1,0 +1,125 @@
+"""The settings table of ./stack (stackctl/settings.py), without starting a stack (issue 13).
+
+Every setting is checked with a one-line error naming it, listed by ``./stack help`` and
+in the README; commands acting on a running stack use the settings it was started with.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from stackctl import cli, settings
+from stackctl.settings import SETTINGS, Settings, SettingsError
+from tests.stack_runner import ROOT, STACK
+
+
+def problems(**env: str) -> list[str]:
+    try:
+        Settings.from_env(env)
+    except SettingsError as exc:
+        return exc.problems
+    return []
+
+
+def test_every_default_is_a_good_value_and_survives_saving():
+    s = Settings.from_env({})
+    assert s.http_port == 8080 and s.https_redirect is False and s.log_level == "INFO"
+    assert s.tls_cert == s.data_dir / "tls" / "cert.pem" and s.provided == frozenset()
+    assert Settings.from_env(s.as_env()).values == s.values
+
+
+@pytest.mark.parametrize("name, value, line", [
+    ("HTTP_PORT", "eighty", "HTTP_PORT=eighty is not a whole number"),
+    ("HTTPS_PORT", "70000", "HTTPS_PORT=70000 is out of range (1..65535)"),
+    ("APP_INSTANCES", "0", "APP_INSTANCES=0 is out of range (1..32)"),
+    ("HTTPS_REDIRECT", "maybe", "HTTPS_REDIRECT=maybe is neither on nor off"),
+    ("LOG_LEVEL", "LOUD", "LOG_LEVEL=LOUD is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)"),
+    ("HTTP_ADDR", "not an addr", "HTTP_ADDR='not an addr' is not an IPv4 address"),
+    ("HTTP_ADDR", "localhost", "HTTP_ADDR=localhost is not an IPv4 address"),
+    ("LOKI_URL", "not-a-url", "LOKI_URL=not-a-url is not an http:// or https:// URL"),
+    ("LOKI_URL", "http://u:pw@loki:3100/loki/api/v1/tail", "LOKI_URL='http://u:***@loki:3100/loki/api/v1/tail'"
+     " is another Loki API path"),
+    ("LOKI_TIMEOUT", "-1", "LOKI_TIMEOUT=-1 is not a positive number"),
+    ("LOKI_BATCH_INTERVAL", "soon", "LOKI_BATCH_INTERVAL=soon is not a number"),
+    ("LOKI_QUEUE_SIZE", "1e9", "LOKI_QUEUE_SIZE=1e9 is not a whole number"),
+    ("TLS_SELF_SIGNED_DAYS", "0", "TLS_SELF_SIGNED_DAYS=0 is out of range (1..3650)"),
+    ("STACK_START_TIMEOUT", "forever", "STACK_START_TIMEOUT=forever is not a whole number"),
+])
+def test_a_bad_value_is_one_line_naming_the_variable(name, value, line):
+    found = problems(**{name: value})
+    assert len(found) == 1 and found[0].startswith(line), found
+
+
+def test_several_bad_values_are_one_line_each():
+    assert len(problems(HTTP_PORT="x", LOG_LEVEL="LOUD", HTTPS_REDIRECT="maybe")) == 3
+
+
+def test_good_spellings_are_accepted():
+    s = Settings.from_env({"HTTPS_REDIRECT": "YES", "LOG_LEVEL": "debug", "HTTP_ADDR": "0.0.0.0",
+                           "LOKI_URL": "http://loki:3100"})
+    assert s.https_redirect is True and s.log_level == "DEBUG" and s.base_url.startswith("https://127.0.0.1:")
+    assert s.provided == {"HTTPS_REDIRECT", "LOG_LEVEL", "HTTP_ADDR", "LOKI_URL"}
+
+
+def test_only_the_settings_a_command_needs_must_be_good(tmp_path):
+    s = Settings.from_env({"HTTP_PORT": "abc", "LOG_DIR": str(tmp_path)}, needed={"LOG_DIR"})
+    assert s.log_dir == tmp_path and s.http_port is None
+    with pytest.raises(SettingsError):
+        Settings.from_env({"LOKI_URL": "nope"}, needed={"LOKI_URL"})
+
+
+def fake_running_stack(run_dir, **env):
+    """Settings saved by `up` plus a live pid in supervisord.pid (this test's own process)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = Settings.from_env({"RUN_DIR": str(run_dir), **env})
+    started.save()
+    (run_dir / "supervisord.pid").write_text(str(os.getpid()))
+    return started
+
+
+def test_a_running_stack_is_addressed_with_its_own_settings(tmp_path, capsys):
+    started = fake_running_stack(tmp_path / "run", APP_INSTANCES="2", LOG_DIR=str(tmp_path / "log"))
+    shell = {"RUN_DIR": str(tmp_path / "run"), "APP_INSTANCES": "3", "HTTP_PORT": "abc",
+             "LOG_DIR": str(tmp_path / "elsewhere")}
+    got = cli.settings_for({"LOG_DIR"}, shell)
+    assert got.values == started.values
+    assert capsys.readouterr().err.strip() == (
+        f"stack: using the settings the stack in {tmp_path / 'run'} was started with; ignoring"
+        " HTTP_PORT, APP_INSTANCES, LOG_DIR from the environment")
+    # without a running stack: only what the command needs is read (and must be good)
+    (tmp_path / "run" / "supervisord.pid").unlink()
+    assert cli.settings_for({"LOG_DIR"}, shell).log_dir == tmp_path / "elsewhere"
+    with pytest.raises(SettingsError, match="HTTP_PORT=abc"):
+        cli.settings_for(None, shell)
+
+
+def test_saved_settings_keep_an_empty_value_empty(tmp_path, monkeypatch):
+    """No alloy at `up` means no alloy for the running stack, even if one is on PATH now."""
+    fake_running_stack(tmp_path / "run", ALLOY_BIN="")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "alloy").write_text("#!/bin/sh\n")
+    (bin_dir / "alloy").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    assert Settings.from_env({}).alloy_bin == str(bin_dir / "alloy")
+    assert settings.saved(tmp_path / "run").alloy_bin is None
+
+
+def test_help_lists_every_setting_without_the_venv():
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")}
+    result = subprocess.run([str(STACK), "help"], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"^  ([A-Z][A-Z0-9_]+) ", result.stdout, re.M))
+    assert listed == {s.name for s in SETTINGS}
+
+
+def test_the_readme_settings_table_lists_every_setting():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Settings (environment variables)"):readme.index("### When something is wrong")]
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section))
+    missing = {s.name for s in SETTINGS} - documented
+    assert not missing, f"README settings table lacks {sorted(missing)}"
