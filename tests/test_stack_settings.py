@@ -40,8 +40,8 @@ def test_every_default_is_a_good_value_and_survives_saving():
     ("HTTP_ADDR", "not an addr", "HTTP_ADDR='not an addr' is not an IPv4 address"),
     ("HTTP_ADDR", "localhost", "HTTP_ADDR=localhost is not an IPv4 address"),
     ("LOKI_URL", "not-a-url", "LOKI_URL=not-a-url is not an http:// or https:// URL"),
-    ("LOKI_URL", "http://u:pw@loki:3100/loki/api/v1/tail", "LOKI_URL='http://u:***@loki:3100/loki/api/v1/tail'"
-     " is another Loki API path"),
+    ("LOKI_URL", "http://u:pw@loki:3100/loki/api/v1/tail",
+     "LOKI_URL='http://u:***@loki:3100/loki/api/v1/tail' is another Loki API path"),
     ("LOKI_TIMEOUT", "-1", "LOKI_TIMEOUT=-1 is not a positive number"),
     ("LOKI_BATCH_INTERVAL", "soon", "LOKI_BATCH_INTERVAL=soon is not a number"),
     ("LOKI_QUEUE_SIZE", "1e9", "LOKI_QUEUE_SIZE=1e9 is not a whole number"),
@@ -119,7 +119,8 @@ def test_help_lists_every_setting_without_the_venv():
 
 def test_the_readme_settings_table_lists_every_setting():
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Settings (environment variables)"):readme.index("### When something is wrong")]
+    start = readme.index("### Settings (environment variables)")
+    section = readme[start:readme.index("### When something is wrong")]
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section))
     missing = {s.name for s in SETTINGS} - documented
     assert not missing, f"README settings table lacks {sorted(missing)}"

@@ -1,5 +1,5 @@
 """Faults on a real stack: a uWSGI instance killed under load, a second stack beside the
-first, a port already taken."""
+first, a port already taken, Loki reachable or not at up."""
 from __future__ import annotations
 
 import os
@@ -17,6 +17,7 @@ import pytest
 from stackctl import tools
 
 from tests.stack_runner import STACK, ROOT, free_port, start_stack, stop_stack
+from tests.test_loki_shipping import PUSH_PATH, FakeLoki
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +96,7 @@ def test_up_refuses_a_port_that_is_taken_with_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("name,value,message", [
-    ("HTTP_PORT", "eighty", "HTTP_PORT='eighty' is not a whole number"),
+    ("HTTP_PORT", "eighty", "HTTP_PORT=eighty is not a whole number"),
     ("APP_INSTANCES", "0", "APP_INSTANCES=0 is out of range"),
 ])
 def test_up_rejects_bad_settings_clearly(tmp_path, name, value, message):
@@ -134,7 +135,8 @@ def test_with_loki_url_and_alloy_on_path_stack_runs_alloy_with_the_compose_confi
     (bin_dir / "alloy").write_text(FAKE_ALLOY)
     (bin_dir / "alloy").chmod(0o755)
     record = tmp_path / "alloy-args.txt"
-    running = start_stack(tmp_path / "s", LOKI_URL="http://127.0.0.1:9/loki/api/v1/push",
+    # the base-URL form: Alloy's loki.write needs the push URL, so ./stack hands it that
+    running = start_stack(tmp_path / "s", LOKI_URL="http://127.0.0.1:9",
                           PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_ALLOY_RECORD=str(record))
     try:
         names = {p["name"]: p for p in running.status()["processes"]}
@@ -152,10 +154,50 @@ def test_with_loki_url_but_no_alloy_stack_says_so_and_carries_on(tmp_path):
                           PATH="/usr/bin:/bin:/usr/sbin:/sbin", ALLOY_BIN="")
     try:
         assert "no `alloy` on PATH" in running.start_output
+        # nothing listens on port 9: said plainly at up, and the stack starts anyway
+        assert ("stack: warning: Loki at http://127.0.0.1:9 is unreachable (connection refused);"
+                " starting anyway") in running.start_output
         assert "alloy" not in {p["name"] for p in running.status()["processes"]}
         assert running.request("/pc-builder-app/main").status == 200
     finally:
         stop_stack(running)
+
+
+class ReadyLoki(FakeLoki):
+    """FakeLoki (a wire-format stand-in for Loki's push API, not Loki) that also answers
+    GET /ready like a ready Loki."""
+
+    def __init__(self):
+        super().__init__()
+
+        class Handler(self.server.RequestHandlerClass):
+            def do_GET(self):
+                code, body = (200, b"ready\n") if self.path == "/ready" else (404, b"")
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server.RequestHandlerClass = Handler
+
+
+def test_loki_base_url_is_checked_at_up_and_receives_the_apps_lines(tmp_path):
+    """Issue 9: LOKI_URL as Loki's base URL (as Grafana and logcli take it) delivers to
+    /loki/api/v1/push from the real uWSGI workers."""
+    with ReadyLoki() as loki:
+        base = f"http://127.0.0.1:{loki.server.server_port}"
+        running = start_stack(tmp_path, LOKI_URL=base, LOKI_BATCH_INTERVAL="0.2",
+                              PATH="/usr/bin:/bin:/usr/sbin:/sbin", ALLOY_BIN="")
+        try:
+            assert f"stack: Loki at {base} is ready" in running.start_output
+            rid = f"loki-base-{os.getpid()}-0001"
+            assert running.request("/pc-builder-app/main", headers={"X-Request-ID": rid}).status == 200
+            lines = loki.wait_for(lambda: [line for line in loki.lines() if line.get("request_id") == rid],
+                                  timeout=20)
+            assert {line["event"] for line in lines} >= {"request.finished"}
+            assert {p["path"] for p in loki.pushes} == {PUSH_PATH}
+        finally:
+            stop_stack(running)
 
 
 def test_nginx_retries_a_dead_instance_on_the_other_one_under_the_same_request_id(stack):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -11,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.stack_runner import start_stack, stop_stack
+from tests.stack_runner import ROOT, STACK, free_port, start_stack, stop_stack
+from tests.test_tls_cert_script import user_pair
+from tests.validators.validator_helpers import require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +64,7 @@ def test_tls_1_2_and_1_3_are_accepted(stack, version):
 
 def test_tls_1_1_is_refused(stack):
     port = int(stack.env["HTTPS_PORT"])
-    result = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_1"],
+    result = subprocess.run([require_tool("openssl"), "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_1"],
                             input="", capture_output=True, text=True, timeout=20)
     assert result.returncode != 0
     assert "Cipher is (NONE)" in result.stdout or "alert" in (result.stdout + result.stderr).lower()
@@ -69,8 +72,8 @@ def test_tls_1_1_is_refused(stack):
 
 def test_a_self_signed_certificate_was_generated_for_localhost(stack):
     cert = stack.base / "data" / "tls" / "cert.pem"
-    text = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-text"], capture_output=True,
-                          text=True, check=True).stdout
+    text = subprocess.run([require_tool("openssl"), "x509", "-in", str(cert), "-noout", "-text"],
+                          capture_output=True, text=True, check=True).stdout
     assert "DNS:localhost" in text and "IP Address:127.0.0.1" in text
     assert oct((stack.base / "data" / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
 
@@ -104,3 +107,36 @@ def test_https_redirect_when_asked(tmp_path):
         assert status == 200 and "Strict-Transport-Security" in headers
     finally:
         stop_stack(redirecting)
+
+
+def test_up_never_writes_over_a_users_certificate_it_cannot_pair(tmp_path):
+    """Issue 13: TLS_CERT set to the user's certificate, TLS_KEY left at its default: up used
+    to generate a pair over both; now it refuses with one line and writes nothing."""
+    cert, _ = user_pair(tmp_path / "mine", cn="mine.example")
+    before = cert.read_bytes()
+    env = {**os.environ, "HTTP_PORT": str(free_port()), "HTTPS_PORT": str(free_port()),
+           "LOG_DIR": str(tmp_path / "log"), "DATA_DIR": str(tmp_path / "data"),
+           "RUN_DIR": str(tmp_path / "run"), "TLS_CERT": str(cert)}
+    result = subprocess.run([str(STACK), "up", "-d"], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    key = tmp_path / "data" / "tls" / "key.pem"
+    assert result.stderr.strip().splitlines() == [
+        f"stack: TLS_KEY={key} does not exist but TLS_CERT={cert} does: give both files, or neither"
+        " for a self-signed pair; nothing was written"]
+    assert cert.read_bytes() == before and not key.exists()
+
+
+def test_a_users_pair_is_served_as_it_is(tmp_path):
+    cert, key = user_pair(tmp_path / "mine", cn="mine.example")
+    before = (cert.read_bytes(), key.read_bytes())
+    running = start_stack(tmp_path / "s", TLS_CERT=str(cert), TLS_KEY=str(key))
+    try:
+        assert "generated" not in running.start_output
+        served = ssl.get_server_certificate(("127.0.0.1", int(running.env["HTTPS_PORT"])))
+        assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(cert.read_text())
+        assert https_get(running, "/pc-builder-app/main")[0] == 200
+    finally:
+        stop_stack(running)
+    assert (cert.read_bytes(), key.read_bytes()) == before
+    assert not (tmp_path / "s" / "data" / "tls").exists()
