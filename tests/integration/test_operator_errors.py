@@ -40,6 +40,7 @@ BAD_UP = [
     ("TLS_CERT", "{tmp}/a-file", "TLS_KEY={tmp}/data/tls/key.pem does not exist but TLS_CERT={tmp}/a-file"
      " does"),
     ("NGINX_BIN", "{tmp}/no-nginx", "nginx not found at {tmp}/no-nginx"),
+    ("VENV_DIR", "{tmp}/a-file", "VENV_DIR={tmp}/a-file is a file, not a directory"),
 ]
 
 
