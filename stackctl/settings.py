@@ -63,6 +63,16 @@ def positive_number(raw: str) -> float:
     return value
 
 
+def non_negative_number(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("is not a number of 0 or more")
+    return value
+
+
 def on_off(raw: str) -> bool:
     word = raw.lower()
     if word in ("on", "1", "true", "yes"):
@@ -174,13 +184,17 @@ SETTINGS: tuple[Setting, ...] = (
             "its PEM private key (unencrypted)", shown="$DATA_DIR/tls/key.pem"),
     Setting("TLS_SELF_SIGNED_DAYS", "365", whole(1, 3650), "validity of a generated certificate"),
     Setting("LOG_LEVEL", "INFO", log_level, "app log level: " + ", ".join(LOG_LEVELS)),
+    Setting("DB_SLOW_MS", "100", non_negative_number, "a query slower than this many ms is logged"
+            " as db.slow_query (WARNING)"),
     Setting("LOKI_URL", "", loki_url, "Loki's base URL (http://HOST:3100) or push URL"
             " (.../loki/api/v1/push); set: the app ships its lines there", shown="unset",
             show=_show_loki_url),
-    Setting("LOKI_QUEUE_SIZE", "10000", whole(1, 10_000_000), "lines the app buffers for Loki"),
+    Setting("LOKI_BACKLOG_BYTES", str(8 * 1024 * 1024), whole(1, 2**40),
+            "bytes of lines one app process holds for Loki (oldest dropped beyond)", shown="8388608 (8 MiB)"),
     Setting("LOKI_BATCH_INTERVAL", "1", positive_number, "seconds between pushes"),
     Setting("LOKI_BATCH_SIZE", "1000", whole(1, 1_000_000), "most lines per push"),
     Setting("LOKI_TIMEOUT", "5", positive_number, "seconds for one push"),
+    Setting("LOKI_MAX_BACKOFF", "10", positive_number, "longest wait between retries of a push, seconds"),
     Setting("LOKI_SHUTDOWN_TIMEOUT", "5", positive_number, "seconds the exit flush may take"),
     Setting("LOKI_REPORT_INTERVAL", "10", positive_number, "seconds between drop/failure reports"),
     Setting("STACK_ENV", "local", text, "`env` label on log streams"),

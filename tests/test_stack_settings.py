@@ -44,7 +44,8 @@ def test_every_default_is_a_good_value_and_survives_saving():
      "LOKI_URL='http://u:***@loki:3100/loki/api/v1/tail' is another Loki API path"),
     ("LOKI_TIMEOUT", "-1", "LOKI_TIMEOUT=-1 is not a positive number"),
     ("LOKI_BATCH_INTERVAL", "soon", "LOKI_BATCH_INTERVAL=soon is not a number"),
-    ("LOKI_QUEUE_SIZE", "1e9", "LOKI_QUEUE_SIZE=1e9 is not a whole number"),
+    ("LOKI_BACKLOG_BYTES", "8MiB", "LOKI_BACKLOG_BYTES=8MiB is not a whole number"),
+    ("DB_SLOW_MS", "-1", "DB_SLOW_MS=-1 is not a number of 0 or more"),
     ("TLS_SELF_SIGNED_DAYS", "0", "TLS_SELF_SIGNED_DAYS=0 is out of range (1..3650)"),
     ("STACK_START_TIMEOUT", "forever", "STACK_START_TIMEOUT=forever is not a whole number"),
 ])

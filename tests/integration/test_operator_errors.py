@@ -24,7 +24,8 @@ BAD_UP = [
     ("LOKI_URL", "http://127.0.0.1:3100/loki/api/v1/query", "LOKI_URL=http://127.0.0.1:3100/loki/api/v1/query"
      " is another Loki API path"),
     ("LOKI_TIMEOUT", "-1", "LOKI_TIMEOUT=-1 is not a positive number"),
-    ("LOKI_QUEUE_SIZE", "lots", "LOKI_QUEUE_SIZE=lots is not a whole number"),
+    ("LOKI_BACKLOG_BYTES", "lots", "LOKI_BACKLOG_BYTES=lots is not a whole number"),
+    ("DB_SLOW_MS", "slow", "DB_SLOW_MS=slow is not a number"),
     ("HTTP_ADDR", "not an addr", "HTTP_ADDR='not an addr' is not an IPv4 address"),
     ("HTTP_ADDR", "192.0.2.1", "HTTP_ADDR=192.0.2.1 is not an address of this machine"),  # TEST-NET-1
     ("STACK_START_TIMEOUT", "0", "STACK_START_TIMEOUT=0 is out of range"),
