@@ -184,7 +184,7 @@ SETTINGS: tuple[Setting, ...] = (
             "its PEM private key (unencrypted)", shown="$DATA_DIR/tls/key.pem"),
     Setting("TLS_SELF_SIGNED_DAYS", "365", whole(1, 3650), "validity of a generated certificate"),
     Setting("LOG_LEVEL", "INFO", log_level, "app log level: " + ", ".join(LOG_LEVELS)),
-    Setting("DB_SLOW_MS", "100", non_negative_number, "a query slower than this many ms is logged"
+    Setting("DB_SLOW_MS", "100", non_negative_number, "a query taking this many ms or longer is logged"
             " as db.slow_query (WARNING)"),
     Setting("LOKI_URL", "", loki_url, "Loki's base URL (http://HOST:3100) or push URL"
             " (.../loki/api/v1/push); set: the app ships its lines there", shown="unset",
