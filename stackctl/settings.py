@@ -189,8 +189,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOKI_URL", "", loki_url, "Loki's base URL (http://HOST:3100) or push URL"
             " (.../loki/api/v1/push); set: the app ships its lines there", shown="unset",
             show=_show_loki_url),
-    Setting("LOKI_BACKLOG_BYTES", str(8 * 1024 * 1024), whole(1, 2**40),
-            "bytes of lines one app process holds for Loki (oldest dropped beyond)", shown="8388608 (8 MiB)"),
+    Setting("LOKI_BACKLOG_BYTES", str(16 * 1024 * 1024), whole(1, 2**40),
+            "bytes of lines one app process holds for Loki (oldest dropped beyond)", shown="16777216 (16 MiB)"),
     Setting("LOKI_BATCH_INTERVAL", "1", positive_number, "seconds between pushes"),
     Setting("LOKI_BATCH_SIZE", "1000", whole(1, 1_000_000), "most lines per push"),
     Setting("LOKI_TIMEOUT", "5", positive_number, "seconds for one push"),
