@@ -15,8 +15,10 @@ and, where the event has them, ``method``, ``path`` and ``status`` travel as Lok
 
 Settings (environment):
 
-``LOKI_URL``              Loki's push URL (``http://loki:3100/loki/api/v1/push``);
-                          unset or empty: shipping is off.
+``LOKI_URL``              Loki's base URL (``http://loki:3100``, as Grafana and logcli
+                          take it) or its push URL (``.../loki/api/v1/push``): both are
+                          normalised by :mod:`pcbuilder.loki_url`; unset or empty:
+                          shipping is off.
 ``LOKI_BACKLOG_BYTES``    what one process may hold for Loki (default 16 MiB: ~14,000
                           wide events, ~45 s of a worker's lines at 300 requests/s).
 ``LOKI_BATCH_INTERVAL``   seconds between pushes (default 1.0).
