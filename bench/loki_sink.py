@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """A stand-in for Loki during the benchmark: accepts pushes and throws them away.
 
-POST /loki/api/v1/push  -> 204 (the body is read and counted, not parsed or stored)
-GET  /stats             -> {"pushes": N, "bytes": N, "gzip_pushes": N}
+POST /loki/api/v1/push  -> 204 (the body is read and counted, not stored)
+POST /mode              -> body "hang" or "up": switch between a Loki that accepts
+                           connections and never answers, and a working one
+GET  /stats             -> {"pushes", "bytes", "gzip_pushes", "hung_pushes", ...}
 
-Usage: loki_sink.py PORT [--hang]   (listens on 127.0.0.1:PORT until SIGINT/SIGTERM)
---hang: a Loki that accepts pushes and never answers (the outage scenario).
+Usage: loki_sink.py PORT [--hang] [--count]   (127.0.0.1:PORT until SIGINT/SIGTERM)
+--hang   start as a Loki that never answers (the outage scenario).
+--count  also parse each push and count the distinct request ids of the app's
+         ``request.finished`` lines received (``finished_ids``) and every entry
+         (``entries``): how many lines made it after an outage. Costs CPU in this
+         process, so only the outage scenario uses it.
 It measures what the app's shipping costs the app, not what a real Loki costs.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import sys
@@ -17,9 +24,25 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PUSH_PATH = "/loki/api/v1/push"
-_stats = {"pushes": 0, "bytes": 0, "gzip_pushes": 0, "other_requests": 0}
+_stats = {"pushes": 0, "bytes": 0, "gzip_pushes": 0, "hung_pushes": 0, "entries": 0,
+          "other_requests": 0}
+_finished_ids: set[str] = set()
 _lock = threading.Lock()
-HANG = "--hang" in sys.argv[2:]
+_up = threading.Event()
+COUNT = False
+
+
+def _count(body: bytes, gzipped: bool) -> None:
+    payload = json.loads(gzip.decompress(body) if gzipped else body)
+    entries, finished = 0, []
+    for stream in payload.get("streams", []):
+        for value in stream.get("values", []):
+            entries += 1
+            if '"event":"request.finished"' in value[1] and len(value) > 2:
+                finished.append(value[2].get("request_id"))
+    with _lock:
+        _stats["entries"] += entries
+        _finished_ids.update(finished)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -28,24 +51,36 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's naming)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if self.path.split("?", 1)[0] != PUSH_PATH:
+        path = self.path.split("?", 1)[0]
+        if path == "/mode":
+            (_up.set if body.strip() == b"up" else _up.clear)()
+            self._answer(204)
+            return
+        if path != PUSH_PATH:
             with _lock:
                 _stats["other_requests"] += 1
             self._answer(404, b"not found\n")
             return
+        if not _up.is_set():
+            with _lock:
+                _stats["hung_pushes"] += 1
+            _up.wait()  # never answer while hanging; then drop the connection unanswered
+            self.close_connection = True
+            return
+        gzipped = (self.headers.get("Content-Encoding") or "").lower() == "gzip"
         with _lock:
             _stats["pushes"] += 1
             _stats["bytes"] += len(body)
-            if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
-                _stats["gzip_pushes"] += 1
-        if HANG:
-            threading.Event().wait()  # never answer; the client's timeout must cope
+            _stats["gzip_pushes"] += gzipped
+        if COUNT:
+            _count(body, gzipped)
         self._answer(204)
 
     def do_GET(self):  # noqa: N802
         if self.path == "/stats":
             with _lock:
-                body = json.dumps(_stats).encode()
+                body = json.dumps({**_stats, "finished_ids": len(_finished_ids),
+                                   "mode": "up" if _up.is_set() else "hang"}).encode()
             self._answer(200, body, "application/json")
         elif self.path == "/ready":
             self._answer(200, b"ready\n")
@@ -66,13 +101,19 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3) or argv[2:] not in ([], ["--hang"]):
+    global COUNT
+    flags = argv[2:]
+    if len(argv) < 2 or not set(flags) <= {"--hang", "--count"}:
         print(__doc__, file=sys.stderr)
         return 2
+    COUNT = "--count" in flags
+    if "--hang" not in flags:
+        _up.set()
     server = ThreadingHTTPServer(("127.0.0.1", int(argv[1])), Handler)
     server.daemon_threads = True
 
     def _stop(_signum, _frame):
+        _up.set()  # release hanging handlers
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)

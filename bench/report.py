@@ -1,0 +1,152 @@
+"""The benchmark's numbers: medians, ratios against goals, the machine, the tables."""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import subprocess
+from pathlib import Path
+
+from servers import NGINX_BIN, UWSGI_BIN, tools
+from wrk import WRK_BIN
+
+VENV_PYTHON = tools.venv_dir() / "bin" / "python"
+
+
+def summarize(runs: list[dict]) -> dict:
+    med = statistics.median
+    return {
+        "runs": len(runs),
+        "requests_per_s": [round(r["requests_per_s"], 1) for r in runs],
+        "median_requests_per_s": med(r["requests_per_s"] for r in runs),
+        "median_latency_ms": {k: med(r["latency_ms"][k] for r in runs) for k in ("p50", "p90", "p99")},
+        "failed_requests": sum(r["failed"] for r in runs),
+        "total_requests": sum(r["requests"] for r in runs),
+    }
+
+
+def compare(summary: dict, comparisons: list[dict], labels: dict[str, str]) -> list[dict]:
+    """Each comparison's ratios of medians (A/B) and whether its goals are met."""
+    out = []
+    for c in comparisons:
+        if c["a"] not in summary or c["b"] not in summary:
+            continue
+        a, b = summary[c["a"]], summary[c["b"]]
+        rps_ratio = a["median_requests_per_s"] / b["median_requests_per_s"]
+        p99_ratio = a["median_latency_ms"]["p99"] / b["median_latency_ms"]["p99"]
+        met = rps_ratio >= c["min_rps_ratio"]
+        if c["max_p99_ratio"] is not None:
+            met = met and p99_ratio <= c["max_p99_ratio"]
+        out.append({**c, "a_label": labels[c["a"]], "b_label": labels[c["b"]],
+                    "rps_ratio": rps_ratio, "p99_ratio": p99_ratio, "goal_met": met,
+                    "no_failed_requests": a["failed_requests"] == 0 and b["failed_requests"] == 0})
+    return out
+
+
+# --- machine -----------------------------------------------------------------------------
+
+def _cmd_output(cmd: list[str]) -> str:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (r.stdout + r.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kib = 0
+    try:
+        mem_kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    except (OSError, AttributeError):
+        pass
+    nginx_v = _cmd_output([NGINX_BIN, "-v"])
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "nginx": nginx_v.split("nginx/")[-1] if "nginx/" in nginx_v else nginx_v,
+        "uwsgi": _cmd_output([str(UWSGI_BIN), "--version"]),
+        "python": _cmd_output([str(VENV_PYTHON), "-V"]).replace("Python ", ""),
+        "wrk": (re.search(r"wrk (\S+)", _cmd_output([WRK_BIN, "-v"])) or [None, "unknown"])[1],
+        "loadavg_before": os.getloadavg(),
+    }
+
+
+def machine_line(m: dict) -> str:
+    return (f"{m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, {m['kernel']}, "
+            f"nginx {m['nginx']}, uWSGI {m['uwsgi']}, Python {m['python']}, wrk {m['wrk']}")
+
+
+# --- report ------------------------------------------------------------------------------
+
+def markdown(result: dict) -> str:
+    s = result["settings"]
+    lines = [
+        f"Machine: {machine_line(result['machine'])}; load average before/after: "
+        f"{result['machine']['loadavg_before'][0]:.2f}/{result['machine']['loadavg_after'][0]:.2f}.",
+        f"Load: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']}s on loopback, "
+        f"{s['rounds']} interleaved rounds, medians; {result['started_at']}.",
+        "",
+        "| comparison | A | B | req/s A | req/s B | req/s A/B | p99 A | p99 B | p99 A/B | goal | met |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    summ = result["summary"]
+    for c in result["comparisons"]:
+        a, b = summ[c["a"]], summ[c["b"]]
+        goal = f"≥ {c['min_rps_ratio']:g}× req/s"
+        if c["max_p99_ratio"] is not None:
+            goal += f", p99 ≤ {c['max_p99_ratio']:g}×"
+        met = "yes" if c["goal_met"] else "**no**"
+        if not c["no_failed_requests"]:
+            met += " (failed requests!)"
+        lines.append(
+            f"| {c['title']} | {c['a_label']} | {c['b_label']} | {a['median_requests_per_s']:.0f} | "
+            f"{b['median_requests_per_s']:.0f} | **{c['rps_ratio']:.2f}×** | "
+            f"{a['median_latency_ms']['p99']:.1f} ms | {b['median_latency_ms']['p99']:.1f} ms | "
+            f"{c['p99_ratio']:.2f}× | {goal} | {met} |")
+    lines += extra_rows(result)
+    lines += ["", "| measurement | req/s per round | median req/s | p50 | p90 | p99 | failed |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for key in result["settings"]["order"]:
+        label = result["measurements"][key]["label"]
+        x = summ[key]
+        lat = x["median_latency_ms"]
+        lines.append(f"| {label} | {', '.join(f'{v:.0f}' for v in x['requests_per_s'])} | "
+                     f"{x['median_requests_per_s']:.0f} | {lat['p50']:.1f} ms | {lat['p90']:.1f} ms | "
+                     f"{lat['p99']:.1f} ms | {x['failed_requests']} |")
+    return "\n".join(lines)
+
+
+
+
+def extra_rows(result: dict) -> list[str]:
+    """Scenario 4's memory and delivery, scenario 5's trace time: goals beyond ratios."""
+    rows = []
+    outage = result.get("outage")
+    if outage:
+        met = outage["rss_growth_bytes"] <= outage["rss_bound_bytes"]
+        rows.append(f"| 4b. uWSGI RSS growth while Loki hangs | {outage['workers']} workers | bound: "
+                    f"{outage['workers']} × LOKI_BACKLOG_BYTES | {outage['rss_growth_bytes'] / 2**20:.1f} MiB | "
+                    f"{outage['rss_bound_bytes'] / 2**20:.0f} MiB | | | | | within the bound | "
+                    f"{'yes' if met else '**no**'} |")
+        d = outage["delivered_share"]
+        rows.append(f"| 4c. app lines in Loki after it is back | {outage['received']} received | "
+                    f"{outage['written']} written | | | **{d * 100:.2f} %** | | | | ≥ 99.9 % | "
+                    f"{'yes' if d >= 0.999 else '**no**'} |")
+    trace = result.get("trace")
+    if trace:
+        worst = max(trace["seconds"][k] for k in ("trace oldest", "trace middle", "trace newest"))
+        rows.append(f"| 5. ./stack trace ID from files, 1 h at 100 req/s ({trace['lines']} lines, "
+                    f"{trace['bytes'] / 1e6:.0f} MB) | slowest of oldest/middle/newest id | | | | "
+                    f"**{worst:.2f} s** | | | | < 1 s | {'yes' if worst < 1 else '**no**'} |")
+    return rows
