@@ -6,19 +6,21 @@ runners read the same configuration.
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 from pcbuilder.loki_url import push_url
 
-from .settings import ROOT, Settings
+from .settings import ROOT, Settings, SettingsError
 
 NGINX_TEMPLATE = ROOT / "nginx" / "nginx.conf.template"
 UWSGI_INI = ROOT / "service" / "uwsgi.ini"
 STATIC_DIR = ROOT / "service" / "pcbuilder" / "static"
-ERROR_PAGES_DIR = ROOT / "nginx" / "errors"
-# The nginx image runs this before NGINX starts; ./stack runs the same script.
+# The nginx image runs these before NGINX starts; ./stack runs the same scripts.
 TLS_CERT_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "20-tls-cert.sh"
+BASIC_AUTH_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "30-basic-auth.sh"
 ALLOY_CONFIG = ROOT / "observability" / "alloy" / "config.alloy"
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
@@ -32,8 +34,9 @@ def substitute(template: str, values: dict[str, str]) -> str:
 
 
 def nginx_values(s: Settings) -> dict[str, str]:
+    # Why max_fails=2 fail_timeout=5s: the upstream block of the template.
     upstreams = " ".join(
-        f"server unix:{s.socket_path(name)} max_fails=1 fail_timeout=5s;" for name in s.instances
+        f"server unix:{s.socket_path(name)} max_fails=2 fail_timeout=5s;" for name in s.instances
     )
     return {
         "HTTP_ADDR": s.http_addr,
@@ -46,7 +49,10 @@ def nginx_values(s: Settings) -> dict[str, str]:
         "LOG_DIR": str(s.log_dir),
         "NGINX_ACCESS_LOG": s.nginx_access_log or f"{s.log_dir}/nginx/access.log stack_json",
         "STATIC_DIR": str(STATIC_DIR),
-        "ERROR_PAGES_DIR": str(ERROR_PAGES_DIR),
+        "SERVER_NAME": s.server_name,
+        # "off", or (auth on) any other value; compose passes the host path the same way.
+        "BASIC_AUTH_FILE": str(s.basic_auth_file or "off"),
+        "BASIC_AUTH_USER_FILE": str(s.basic_auth_file or os.devnull),
         "UPSTREAM_SERVERS": upstreams,
         "NGINX_PID": str(s.run_dir / "nginx.pid"),
         "NGINX_TEMP": str(s.run_dir / "nginx-temp"),
@@ -144,7 +150,19 @@ stderr_logfile={run}/alloy.err
     return "".join(parts)
 
 
+def check_basic_auth(s: Settings) -> None:
+    """The htpasswd file must hold user:hash lines NGINX can check (the compose check too)."""
+    if s.basic_auth_file is None:
+        return
+    env = {"PATH": os.defpath, "BASIC_AUTH_FILE": str(s.basic_auth_file),
+           "BASIC_AUTH_USER_FILE": str(s.basic_auth_file)}
+    result = subprocess.run(["sh", str(BASIC_AUTH_SCRIPT)], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SettingsError([result.stderr.strip().splitlines()[-1].split(": ", 1)[-1]])
+
+
 def write_all(s: Settings) -> None:
+    check_basic_auth(s)
     for sub in ("nginx", "uwsgi", "app"):
         (s.log_dir / sub).mkdir(parents=True, exist_ok=True)
     s.data_dir.mkdir(parents=True, exist_ok=True)

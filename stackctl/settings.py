@@ -15,6 +15,7 @@ import getpass
 import ipaddress
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -29,6 +30,8 @@ VAR = ROOT / "var"
 #: Where ``up`` saves the settings it started the stack with.
 SAVED_NAME = "settings.json"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: One SERVER_NAME entry: a host name, an IPv4 address or a bracketed IPv6 address.
+HOST_NAME = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 
 
 class SettingsError(ValueError):
@@ -121,6 +124,20 @@ def loki_url(raw: str) -> str:
     return raw
 
 
+def server_names(raw: str) -> str:
+    bad = [name for name in raw.split() if not HOST_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(f"has {bad[0]!r}, not a host name or IP address (IPv6 in brackets)")
+    return " ".join(raw.split())
+
+
+def htpasswd_path(raw: str) -> Path | None:
+    # The path goes into nginx.conf as it is.
+    if any(c in raw for c in '"\\$;{}') or not raw.isprintable():
+        raise ValueError("is a path NGINX cannot take (quotes, backslashes, $, ; or braces)")
+    return Path(raw).resolve() if raw else None
+
+
 def _show_loki_url(raw: str) -> str:
     from pcbuilder.loki_url import redacted
 
@@ -167,6 +184,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HTTP_PORT", "8080", whole(1, 65535), "NGINX HTTP port"),
     Setting("HTTPS_PORT", "8443", whole(1, 65535), "NGINX HTTPS port"),
     Setting("HTTPS_REDIRECT", "off", on_off, "on: plain HTTP answers 308 to HTTPS"),
+    Setting("SERVER_NAME", "localhost 127.0.0.1 [::1]", server_names, "the site's host names,"
+            " space separated (IPv6 in brackets): the HTTPS redirect goes only to these"),
+    Setting("BASIC_AUTH_FILE", "", htpasswd_path, "htpasswd file; set: HTTP basic authentication"
+            " for the whole site (README \"Basic authentication\")", shown="unset (off)"),
     Setting("APP_INSTANCES", "2", whole(1, 32), "uWSGI instances (compose: APP_REPLICAS)"),
     Setting("UWSGI_PROCESSES", "2", whole(1, 64), "worker processes per instance"),
     Setting("UWSGI_THREADS", "4", whole(1, 64), "threads per worker"),

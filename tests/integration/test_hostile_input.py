@@ -125,7 +125,9 @@ CASES = [
     # --- header count and size (issue 9: a few hundred small headers took the site down) ----
     Case("three-hundred-small-headers", get(MAIN, *(b"X-H%d: v" % i for i in range(300))), (200,)),
     Case("three-hundred-small-headers-api", get(API, *(b"X-H%d: v" % i for i in range(300))), (200,)),
-    Case("two-thousand-tiny-headers", get(MAIN, *(b"X%d:1" % i for i in range(2000))), (200,)),
+    Case("nine-hundred-small-headers", get(MAIN, *(b"X-Header-%d: value" % i for i in range(900))), (200,)),
+    # NGINX builds with max_headers (Debian's 1.22.1, default 1000 lines) answer 431; others 200.
+    Case("two-thousand-tiny-headers", get(MAIN, *(b"X%d:1" % i for i in range(2000))), (200, 431)),
     Case("header-line-at-the-limit", get(MAIN, fill(b"X-Big", BIG)), (200,)),
     Case("header-line-over-the-limit", get(MAIN, fill(b"X-Big", LINE + 100)), (431,)),
     Case("user-agent-at-the-limit", get(MAIN, fill(b"User-Agent", BIG)), (200,)),
