@@ -108,6 +108,8 @@ CASES = [
     Case("encoded-invalid-utf8-in-path", get(b"/pc-builder-app/%ff%fe/%c3%28"), (404,)),
     Case("encoded-nul-in-path", get(MAIN + b"%00"), (400, 404)),
     Case("encoded-dot-segments", get(b"/pc-builder-app/%2e%2e/%2e%2e/etc/passwd"), (400, 404)),
+    Case("edge-check-words-in-uri", get(MAIN + b"?x=|1|unknown-host|redirect|/_errors/"), (200,)),
+    Case("internal-error-page-from-outside", get(b"/_errors/json"), (404,)),
     Case("control-byte-in-uri", get(MAIN + b"?\x01\x1b[31m"), (400,)),
     Case("user-agent-breakout", get(MAIN, b"User-Agent: " + INJECT), (200,)),
     Case("user-agent-control-bytes", get(MAIN, b"User-Agent: a\x01b\x1b\x7fc"), (200,)),
