@@ -5,6 +5,7 @@ client's Host; the HTTPS redirect only to the site's own names (SERVER_NAME).
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import uuid
@@ -165,5 +166,10 @@ def test_https_redirect_goes_only_to_the_configured_server_names(tmp_path):
             assert b"SERVER_NAME" in body and headers["x-request-id"].encode() in body
         status, headers, body = ask(b"evil.example", b"/pc-builder-app/api/components")
         assert status == 400 and json.loads(body)["request_id"] == headers["x-request-id"]
+        # the machine's own probes (compose healthcheck) answer over plain HTTP
+        assert ask(b"127.0.0.1", b"/pc-builder-app/readyz")[0] == 200
+        with socket.create_connection(("127.0.0.1", stack.port), source_address=("127.0.0.2", 0)) as sock:
+            sock.sendall(req(b"GET /pc-builder-app/readyz HTTP/1.1", b"Host: localhost", host=False))
+            assert final_status(b"".join(iter(lambda: sock.recv(65536), b""))) == 308
     finally:
         stop_stack(stack)
