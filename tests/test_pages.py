@@ -262,3 +262,18 @@ def test_500_page_is_standalone_and_shows_request_id(app, client, log_lines):
     assert "Something went wrong" in html
     assert rid in html
     assert log_lines("request.failed")[-1]["request_id"] == rid
+
+
+@pytest.mark.parametrize("path", [f"{BASE}/main", f"{BASE}/no-such-page"])
+def test_a_host_the_app_cannot_route_still_gets_an_answer_with_the_request_id(app, path, log_lines):
+    """Werkzeug builds no URL adapter for this Host, so the error page's url_for fails; the
+    handler must still answer (before, no response at all: uWSGI dropped the connection
+    and NGINX counted the instance as failed)."""
+    app.testing = False  # answer as in production instead of raising into the test
+    client = app.test_client()
+    rid = "bad-host-0001"
+    response = client.get(path, headers={"Host": "a" * 64 + ".example"},
+                          environ_overrides={"REQUEST_ID": rid})
+    assert response.status_code == 400
+    assert rid in response.get_data(as_text=True)
+    assert log_lines("error_page.failed")[-1]["request_id"] == rid

@@ -83,15 +83,26 @@ def _page_message(exc: HTTPException) -> str:
     return exc.description
 
 
+def _page(status: int, title: str, headers=(), template: str = "error.html", **context):
+    """An error page in the site's layout. An error handler must answer whatever went
+    wrong: when even the page cannot be rendered (e.g. a Host the app cannot build URLs
+    for, so ``url_for`` has no adapter), the answer is plain text with the request id."""
+    try:
+        return render_template(template, status=status, title=title, **context), status, headers
+    except Exception as exc:
+        log.exception("error_page.failed", status=status, error=type(exc).__name__)
+        text = f"{status} {title}\nrequest id: {current_request_id()}\n"
+        return text, status, [*headers, ("Content-Type", "text/plain; charset=utf-8")]
+
+
 def _http_error(exc: HTTPException):
     # Keep the headers the error carries (Allow on a 405), not its content type.
     headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
     if is_api_request():
         return json_error(exc.code, exc.name.lower(), _http_detail(exc), headers)
     if exc.code >= 500:
-        return render_template("500.html"), exc.code, headers
-    return render_template("error.html", status=exc.code, title=exc.name,
-                           message=_page_message(exc)), exc.code, headers
+        return _page(exc.code, exc.name, headers, template="500.html")
+    return _page(exc.code, exc.name, headers, message=_page_message(exc))
 
 
 def _unexpected(exc: Exception):
@@ -99,7 +110,7 @@ def _unexpected(exc: Exception):
     if is_api_request():
         return json_error(500, "internal server error",
                           "the server failed to answer; if it keeps happening, report the request id")
-    return render_template("500.html"), 500
+    return _page(500, "Internal Server Error", template="500.html")
 
 
 def init_app(app: Flask) -> None:
