@@ -1,0 +1,1 @@
+../../../../nginx/docker-entrypoint.d/20-tls-cert.sh
