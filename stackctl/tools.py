@@ -9,6 +9,8 @@ on every fresh one.
   pip packages from ``requirements-dev.txt`` put their executables in its ``bin/``.
 - Debian packages live at their Debian paths (``apt-get install`` by ``./stack``).
 - npm packages live in the project folder that ``npm ci --prefix`` filled.
+- Go programs (Helm) live in ``.tools/bin``, where ``./stack`` builds them with
+  ``GOBIN=.tools/bin go install <module>@<version>``.
 
 ``NGINX_BIN`` / ``UWSGI_BIN`` (and ``<NAME>_BIN`` for any tool) override a location.
 """
@@ -32,8 +34,8 @@ def venv_dir() -> Path:
 @dataclass(frozen=True)
 class Tool:
     name: str
-    source: str  # "venv", "apt" or "npm"
-    where: str   # venv: executable name in bin/; apt: absolute path; npm: path under ROOT
+    source: str  # "venv", "apt", "npm" or "go"
+    where: str   # venv: executable name in bin/; apt: absolute path; npm, go: path under ROOT
     install: str  # what installs it (for error messages)
 
     def path(self) -> Path:
@@ -42,7 +44,7 @@ class Tool:
             return Path(override)
         if self.source == "venv":
             return venv_dir() / "bin" / self.where
-        if self.source == "npm":
+        if self.source in ("npm", "go"):
             return ROOT / self.where
         return Path(self.where)
 
@@ -62,6 +64,7 @@ TOOLS = {t.name: t for t in (
     Tool("wrk", "apt", "/usr/bin/wrk", "apt: wrk (bench/ only)"),
     Tool("lezer-logql", "npm", "tests/logql/node_modules/@grafana/lezer-logql",
          "npm ci --prefix tests/logql"),
+    Tool("helm", "go", ".tools/bin/helm", "go install helm.sh/helm/v3/cmd/helm (./stack, HELM_MODULE)"),
 )}
 
 

@@ -17,6 +17,8 @@ usage: ./stack COMMAND
   logs [-f] [-n N] [--request ID]   all layers' JSON lines, prettified, in time order
   trace ID|--last [--json] [--files]  the twelve steps of one request
   test [PYTEST ARGS]  install what the tests need, then run all tests
+  k8s render [--out DIR] [-f VALUES]...  Kubernetes: chart manifests and the official
+                    charts' values files (README "Past one host")
 down, reload, status, logs and trace use the settings the running stack was started with.
 """
 

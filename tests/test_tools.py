@@ -42,6 +42,8 @@ def assert_in_project_environment(found: dict[str, str]) -> None:
             assert venv in where.parents, f"{name} resolved outside the venv: {where}"
         elif kind == "npm":
             assert tools.ROOT / "tests" in where.parents, f"{name}: {where}"
+        elif kind == "go":
+            assert tools.ROOT / ".tools" in where.parents, f"{name}: {where}"
         else:
             assert str(where) == tools.TOOLS[name].where, f"{name}: {where}"
 
@@ -49,7 +51,7 @@ def assert_in_project_environment(found: dict[str, str]) -> None:
 def test_tools_resolve_inside_the_project_environment_with_only_system_dirs_on_path():
     found = resolve_all(SYSTEM_PATH)
     assert {"hadolint", "gixy", "docker-compose", "playwright", "uwsgi", "supervisord", "nginx",
-            "chromium", "node", "lezer-logql"} <= set(found)
+            "chromium", "node", "lezer-logql", "helm"} <= set(found)
     assert_in_project_environment(found)
 
 

@@ -1,0 +1,171 @@
+"""``./stack k8s render``: the Kubernetes deployment, rendered for review or GitOps.
+
+Writes into ``--out`` (default ``./var/k8s``):
+
+- ``pc-builder.yaml``: our chart (deploy/helm/pc-builder) through ``helm template``;
+- ``values/loki.yaml``, ``values/alloy.yaml``, ``values/grafana.yaml``: the values for the
+  official charts, where what compose already says is taken from compose's own files
+  (observability/loki/loki-scalable.yaml, observability/grafana/provisioning), not copied;
+- and prints the ``helm`` commands that install everything, in order.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from . import tools
+
+ROOT = tools.ROOT
+CHART = ROOT / "deploy" / "helm" / "pc-builder"
+VALUES_DIR = ROOT / "deploy" / "values"
+LOKI_CONFIG = ROOT / "observability" / "loki" / "loki-scalable.yaml"
+GRAFANA_PROVISIONING = ROOT / "observability" / "grafana" / "provisioning"
+#: The Kubernetes version the manifests are rendered for (and validated against).
+KUBE_VERSION = "1.34.0"
+NAMESPACE = "pc-builder"
+RELEASE = "pc-builder"
+#: Where Grafana reaches Loki in the cluster: the official chart's gateway (release `loki`).
+LOKI_GATEWAY = "http://loki-gateway"
+#: Where the grafana chart mounts a dashboards ConfigMap (dashboardsConfigMaps: pc-builder).
+GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards/pc-builder"
+
+
+class RenderError(Exception):
+    """Printed as ``stack: <message>`` with exit code 1."""
+
+
+def helm(*args: str) -> str:
+    """Run the project's Helm with private cache/config folders; its stdout, or RenderError."""
+    binary = tools.path("helm")
+    if not binary.exists():
+        raise RenderError(tools.missing("helm"))
+    with tempfile.TemporaryDirectory(prefix="helm-home-") as home:
+        env = {**os.environ, "HELM_CACHE_HOME": f"{home}/cache", "HELM_CONFIG_HOME": f"{home}/config",
+               "HELM_DATA_HOME": f"{home}/data"}
+        result = subprocess.run([str(binary), *args], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RenderError(f"helm {args[0]} failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def template(values_files: list[Path] = (), release: str = RELEASE, namespace: str = NAMESPACE,
+             extra: list[str] = ()) -> str:
+    """Our chart's manifests (helm template) for these values files."""
+    args = ["template", release, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
+    for f in values_files:
+        args += ["--values", str(f)]
+    return helm(*args, *extra)
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def loki_values() -> dict:
+    """deploy/values/loki.yaml plus the plain Loki config as the chart's structured config.
+
+    The chart also reads schema, storage and auth from its own keys (its templates need
+    them even when the structured config overrides the result): they are derived here from
+    the same file, so the two cannot disagree.
+    """
+    values = _load(VALUES_DIR / "loki.yaml")
+    config = _load(LOKI_CONFIG)
+    s3 = config["common"]["storage"]["s3"]
+    loki = values.setdefault("loki", {})
+    loki["auth_enabled"] = config["auth_enabled"]
+    loki["schemaConfig"] = config["schema_config"]
+    loki["storage"] = {
+        "type": "s3",
+        "bucketNames": {"chunks": s3["bucketnames"], "ruler": s3["bucketnames"],
+                        "admin": s3["bucketnames"]},
+        "s3": {"endpoint": s3["endpoint"], "region": s3["region"],
+               "accessKeyId": s3["access_key_id"], "secretAccessKey": s3["secret_access_key"],
+               "s3ForcePathStyle": s3["s3forcepathstyle"], "insecure": s3["insecure"]},
+    }
+    loki["structuredConfig"] = config
+    return values
+
+
+def grafana_values() -> dict:
+    """deploy/values/grafana.yaml plus compose's datasource and dashboard provider."""
+    values = _load(VALUES_DIR / "grafana.yaml")
+    datasources = _load(GRAFANA_PROVISIONING / "datasources" / "loki.yaml")
+    for source in datasources["datasources"]:
+        if source["type"] == "loki":
+            source["url"] = LOKI_GATEWAY
+    providers = _load(GRAFANA_PROVISIONING / "dashboards" / "dashboards.yaml")
+    for provider in providers["providers"]:
+        provider["options"]["path"] = GRAFANA_DASHBOARDS_PATH
+    values["datasources"] = {"datasources.yaml": datasources}
+    values["dashboardProviders"] = {"dashboardproviders.yaml": providers}
+    return values
+
+
+def alloy_values() -> dict:
+    return _load(VALUES_DIR / "alloy.yaml")
+
+
+def install_commands(out: Path, namespace: str = NAMESPACE) -> list[str]:
+    v = out / "values"
+    return [
+        f"kubectl create namespace {namespace}",
+        f"kubectl -n {namespace} create secret generic loki-s3 --from-literal=LOKI_S3_ENDPOINT=... "
+        "--from-literal=LOKI_S3_BUCKET=... --from-literal=LOKI_S3_ACCESS_KEY_ID=... "
+        "--from-literal=LOKI_S3_SECRET_ACCESS_KEY=...",
+        f"kubectl -n {namespace} create secret generic grafana-admin --from-literal=admin-user=admin "
+        "--from-literal=admin-password='<choose one>'",
+        "helm repo add grafana https://grafana.github.io/helm-charts && helm repo update",
+        f"helm upgrade --install loki grafana/loki --version 6.29.0 -n {namespace} -f {v / 'loki.yaml'}",
+        f"kubectl -n {namespace} apply -f {out / 'pc-builder.yaml'}"
+        f"   # or: helm upgrade --install {RELEASE} deploy/helm/pc-builder -n {namespace}",
+        f"helm upgrade --install alloy grafana/alloy --version 0.12.5 -n {namespace} -f {v / 'alloy.yaml'}",
+        f"helm upgrade --install grafana grafana/grafana -n {namespace} -f {v / 'grafana.yaml'}",
+    ]
+
+
+def render(out: Path, values_files: list[Path]) -> list[Path]:
+    for f in values_files:
+        if not f.is_file():
+            raise RenderError(f"values file {f} does not exist")
+    manifests = template(values_files)
+    (out / "values").mkdir(parents=True, exist_ok=True)
+    written = [out / "pc-builder.yaml"]
+    written[0].write_text(manifests)
+    for name, values in (("loki", loki_values()), ("alloy", alloy_values()), ("grafana", grafana_values())):
+        path = out / "values" / f"{name}.yaml"
+        path.write_text(f"# generated by ./stack k8s render from deploy/values/{name}.yaml; edit that\n"
+                        + yaml.safe_dump(values, sort_keys=False))
+        written.append(path)
+    return written
+
+
+def cmd_k8s(_settings, args) -> int:
+    from .cli import StackError, say
+
+    out = Path(args.out).resolve()
+    try:
+        written = render(out, [Path(f).resolve() for f in args.values])
+    except RenderError as exc:
+        raise StackError(str(exc)) from None
+    for path in written:
+        say(f"wrote {path}")
+    say("install, in this order (README \"Past one host\"):")
+    for line in install_commands(out):
+        print(f"  {line}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    """``./stack k8s render``: the one hook cli.py calls."""
+    k8s = sub.add_parser("k8s", help="render the Kubernetes deployment (README \"Past one host\")")
+    actions = k8s.add_subparsers(dest="action", required=True)
+    render_p = actions.add_parser("render", help="chart manifests and the official charts' values files")
+    render_p.add_argument("--out", default=str(ROOT / "var" / "k8s"), help="output folder (default ./var/k8s)")
+    render_p.add_argument("-f", "--values", action="append", default=[], metavar="FILE",
+                          help="values file for deploy/helm/pc-builder (repeatable)")
+    render_p.set_defaults(func=cmd_k8s, needs=set())
+
