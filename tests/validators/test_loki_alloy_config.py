@@ -3,9 +3,10 @@
 There is no Loki or Alloy binary here, so:
 - loki.yaml is parsed as YAML after expanding ${VAR:-default} the way
   `loki -config.expand-env=true` does;
-- config.alloy is checked with a small block parser (comments, strings and
-  braces aware) -- enough to find blocks, their bodies and references, not a
-  full Alloy syntax check.
+- config.alloy (compose, ./stack) and kubernetes.alloy (the Helm chart) are checked
+  with a small block parser (comments, strings and braces aware) -- enough to find
+  blocks, their bodies and references, not a full Alloy syntax check. Both use the
+  parsing stages of config.alloy's "pc-builder shared stages" block (a `declare`).
 """
 from __future__ import annotations
 
@@ -175,6 +176,27 @@ def map_keys(body: str, attr: str) -> set[str]:
     return set(re.findall(r'(?m)^\s*"?([\w.]+)"?\s*=', inner))
 
 
+SHARED_BEGIN = "// >>> pc-builder shared stages"
+SHARED_END = "// <<< pc-builder shared stages"
+K8S_CONFIG = REPO_ROOT / "observability/alloy/kubernetes.alloy"
+
+
+def all_blocks(src: str, scope: tuple = ()) -> list[tuple[tuple, str, str | None, str]]:
+    """Every block at any depth: (enclosing block names, name, label, body)."""
+    found = []
+    for name, label, body in blocks(src):
+        found.append((scope, name, label, body))
+        found += all_blocks(body, (*scope, name))
+    return found
+
+
+def shared_block(src: str) -> str:
+    """The block the Helm chart copies (deploy/helm/pc-builder/templates/_helpers.tpl)."""
+    match = re.search(r"(?s)// >>> pc-builder shared stages.*// <<< pc-builder shared stages[^\n]*", src)
+    assert match, "config.alloy has no shared-stages block"
+    return match.group(0)
+
+
 @pytest.fixture(scope="module")
 def alloy_src() -> str:
     return strip_comments(ALLOY_CONFIG.read_text())
@@ -185,26 +207,62 @@ def alloy_blocks(alloy_src):
     return blocks(alloy_src)
 
 
-def test_alloy_braces_balanced(alloy_src):
+@pytest.fixture(scope="module")
+def shared_src() -> str:
+    return strip_comments(shared_block(ALLOY_CONFIG.read_text()))
+
+
+@pytest.fixture(scope="module")
+def k8s_src() -> str:
+    return strip_comments(K8S_CONFIG.read_text())
+
+
+@pytest.mark.parametrize("path", [ALLOY_CONFIG, K8S_CONFIG], ids=["compose", "kubernetes"])
+def test_alloy_braces_balanced(path):
     depth = 0
-    for i, depth in bracket_depths(alloy_src):
+    for i, depth in bracket_depths(strip_comments(path.read_text())):
         assert depth >= 0, f"unbalanced closing bracket at offset {i}"
     assert depth == 0
 
 
-def test_alloy_components_and_references(alloy_src, alloy_blocks):
-    defined = {(n, l) for n, l, _ in alloy_blocks}
-    names = {n for n, _ in defined}
-    for required in ("local.file_match", "loki.source.file", "loki.process", "loki.write"):
-        assert required in names, required
-    refs = re.findall(r"\b(local\.file_match|loki\.process|loki\.write)\.(\w+)\.(targets|receiver)\b", alloy_src)
+_REF = re.compile(r"\b((?:local\.file_match|loki\.process|loki\.write|loki\.source\.file|discovery\.kubernetes"
+                  r"|discovery\.relabel)|(?:pcbuilder\.)?pcbuilder_layers)\.(\w+)\.(targets|receiver|output)\b")
+
+
+def _check_references(src: str, defined: set[tuple[str, str]]) -> None:
+    refs = _REF.findall(src)
     assert refs
     for comp, label, _ in refs:
         assert (comp, label) in defined, f"reference to undefined component {comp} \"{label}\""
-    # every component's output is consumed (no dangling pipeline)
-    for comp, label in defined:
-        if comp in {"local.file_match", "loki.process", "loki.write"}:
-            assert re.search(rf"\b{re.escape(comp)}\.{label}\.(targets|receiver)\b", alloy_src), f"{comp} {label} unused"
+    for comp, label in defined:  # every component's output is consumed (no dangling pipeline)
+        if comp not in {"loki.write", "loki.source.file", "declare", "import.file", "logging"}:
+            assert re.search(rf"\b{re.escape(comp)}\.{label}\.(targets|receiver|output)\b", src), f"{comp} {label} unused"
+
+
+def test_alloy_components_and_references(alloy_src, shared_src):
+    top = {(n, l) for n, l, _ in blocks(alloy_src)}
+    assert {"local.file_match", "loki.source.file", "loki.process", "loki.write", "declare",
+            "pcbuilder_layers"} <= {n for n, _ in top}
+    _check_references(alloy_src.replace(shared_src, ""), top)
+    (declare_body,) = [b for n, l, b in blocks(shared_src) if (n, l) == ("declare", "pcbuilder_layers")]
+    inner = {(n, l) for n, l, _ in blocks(declare_body)}
+    assert ("loki.process", "layers") in inner
+    assert re.search(r'export "receiver"\s*\{\s*value\s*=\s*loki\.process\.layers\.receiver', declare_body)
+    assert "forward_to = argument.forward_to.value" in declare_body
+
+
+def test_kubernetes_components_and_references(k8s_src):
+    top = {(n, l) for n, l, _ in blocks(k8s_src)}
+    assert ("import.file", "pcbuilder") in top and ("pcbuilder.pcbuilder_layers", "pods") in top
+    defined = top | {("pcbuilder.pcbuilder_layers", "pods")}
+    _check_references(k8s_src, defined)
+    assert re.search(r'forward_to\s*=\s*\[pcbuilder\.pcbuilder_layers\.pods\.receiver\]', k8s_src)
+    assert "stage.cri" in k8s_src
+
+
+def test_shared_block_holds_only_declare_blocks(shared_src):
+    """Alloy imports a module only if its top level is declare blocks."""
+    assert [n for n, _, _ in blocks(shared_src)] == ["declare"]
 
 
 def test_alloy_paths_and_urls_from_env(alloy_src, alloy_blocks):
@@ -218,37 +276,59 @@ def test_alloy_paths_and_urls_from_env(alloy_src, alloy_blocks):
     assert writes and all("sys.env(\"LOKI_URL\")" in b for b in writes)
 
 
-def test_alloy_timestamps(alloy_blocks):
+def _stages(src: str, stage: str) -> list[tuple[tuple, str]]:
+    """(enclosing names, body) of every `stage` block, at any depth."""
+    return [(scope, body) for scope, n, _, body in all_blocks(src) if n == stage]
+
+
+def test_alloy_timestamps(shared_src):
+    """Per layer, routed by the layer label (files in compose, containers in Kubernetes)."""
     stamps = {}
-    for n, label, body in alloy_blocks:
-        if n == "loki.process":
-            for ts in inner_blocks(body, "stage.timestamp"):
-                src = re.search(r'source\s*=\s*"(\w+)"', ts).group(1)
-                fmt = re.search(r'format\s*=\s*"(\w+)"', ts).group(1)
-                stamps[src] = fmt
-    assert stamps == {"msec": "Unix", "start_us": "UnixUs", "time_us": "UnixUs", "time": "RFC3339Nano"}
+    for scope, name, _, body in all_blocks(shared_src):
+        if name != "stage.match":
+            continue
+        layer = re.search(r'selector\s*=\s*"\{layer=\\"(\w+)\\"\}"', body).group(1)
+        for ts in inner_blocks(body, "stage.timestamp"):
+            src = re.search(r'source\s*=\s*"(\w+)"', ts).group(1)
+            fmt = re.search(r'format\s*=\s*"(\w+)"', ts).group(1)
+            stamps[(layer, src)] = fmt
+    assert stamps == {("nginx", "msec"): "Unix", ("uwsgi", "start_us"): "UnixUs", ("uwsgi", "time_us"): "UnixUs",
+                      ("browser", "time"): "RFC3339Nano", ("app", "time"): "RFC3339Nano"}
+    assert not [s for s, _ in _stages(shared_src, "stage.timestamp") if "stage.match" not in s]
 
 
-def _process_stage_keys(alloy_blocks, stage: str, attr: str = "values") -> set[str]:
+def _keys(src: str, stage: str, attr: str = "values") -> set[str]:
     keys: set[str] = set()
-    for n, _, body in alloy_blocks:
-        if n == "loki.process":
-            for st in inner_blocks(body, stage):
-                keys |= map_keys(st, attr)
+    for _, body in _stages(src, stage):
+        keys |= map_keys(body, attr)
     return keys
 
 
-def test_alloy_labels_low_cardinality(alloy_blocks):
-    labels = _process_stage_keys(alloy_blocks, "stage.labels") | _process_stage_keys(alloy_blocks, "stage.static_labels")
+def test_alloy_labels_low_cardinality(alloy_src, k8s_src):
+    labels = _keys(alloy_src, "stage.labels") | _keys(alloy_src, "stage.static_labels")
     assert labels == {"service_name", "layer", "instance", "env"}, labels
-    assert "request_id" not in labels
+    # Kubernetes adds no label of its own: container and pod only set defaults of the same two
+    targets = set(re.findall(r'target_label\s*=\s*"(\w+)"', k8s_src))
+    assert targets == {"__path__", "instance", "layer"}, targets
+    assert not _keys(k8s_src, "stage.labels") and not _keys(k8s_src, "stage.static_labels")
+    drops = [b for _, b in _stages(k8s_src, "stage.label_drop")]
+    assert drops and '"stream"' in drops[0]
 
 
-def test_alloy_request_id_is_structured_metadata(alloy_blocks):
-    sm = _process_stage_keys(alloy_blocks, "stage.structured_metadata")
-    assert {"request_id", "method", "status"} <= sm, sm
-    extracted = _process_stage_keys(alloy_blocks, "stage.json", "expressions")
-    assert {"request_id", "layer", "instance", "msec", "start_us", "time_us"} <= extracted
+def test_alloy_request_id_is_structured_metadata(shared_src):
+    sm = _keys(shared_src, "stage.structured_metadata")
+    assert sm == {"request_id", "method", "status", "path"}, sm
+    extracted = _keys(shared_src, "stage.json", "expressions")
+    assert {"request_id", "layer", "instance", "msec", "start_us", "time_us", "time", "path"} <= extracted
+    # `path` only for the app's lines, as the app's own shipper sends it (compose unchanged)
+    for scope, body in _stages(shared_src, "stage.structured_metadata"):
+        if "path" in map_keys(body, "values"):
+            assert "stage.match" in scope
+
+
+def test_the_chart_ships_the_same_shared_block():
+    text = (REPO_ROOT / "deploy/helm/pc-builder/templates/_helpers.tpl").read_text()
+    assert SHARED_BEGIN in text and SHARED_END in text
 
 
 def test_alloy_does_not_tail_app_logs(alloy_src):
@@ -262,7 +342,7 @@ def test_alloy_parser_negative_control():
         'loki.process "x" {\n  forward_to = []\n  // stage.labels { values = { fake = "" } }\n'
         '  stage.labels {\n    values = {\n      request_id = "",\n      layer = "",\n    }\n  }\n}\n'
     )
-    keys = _process_stage_keys(blocks(bad), "stage.labels")
+    keys = _keys(bad, "stage.labels")
     assert keys == {"request_id", "layer"}
     with pytest.raises(AssertionError):
         blocks('loki.write "x" {\n  endpoint {\n    url = "a"\n}\n')
