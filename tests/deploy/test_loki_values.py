@@ -117,3 +117,25 @@ def test_capacity_chunk_layout_compresses_what_it_is_given():
     assert cap.chunk_bytes(same, list(range(2000)), snappy) < sum(map(len, same)) / 5
     noise = [os.urandom(64) for _ in range(2000)]
     assert cap.chunk_bytes(noise, list(range(2000)), snappy) > sum(map(len, noise))
+
+
+def test_measure_files_counts_the_traffic_lines_only(tmp_path):
+    """The log-volume measurement on a small log folder: lines before `since` are start-up."""
+    cap = capacity()
+    import json as _json
+    (tmp_path / "nginx").mkdir()
+    (tmp_path / "uwsgi").mkdir()
+    (tmp_path / "app").mkdir()
+    nginx = [{"msec": 10.0, "request_id": "r0", "method": "GET", "status": 200},
+             {"msec": 20.5, "request_id": "r1", "method": "GET", "status": 200}]
+    uwsgi = [{"start_us": 20_400_000, "request_id": "r1", "method": "GET", "status": 200}]
+    app = [{"time": "1970-01-01T00:00:20.450000+00:00", "request_id": "r1", "method": "GET",
+            "status": 200, "path": "/x"}]
+    (tmp_path / "nginx/access.log").write_text("".join(_json.dumps(r) + "\n" for r in nginx))
+    (tmp_path / "uwsgi/a.log").write_text("".join(_json.dumps(r) + "\n" for r in uwsgi))
+    (tmp_path / "app/a.log").write_text("".join(_json.dumps(r) + "\n" for r in app))
+    result = cap.measure_files(tmp_path, requests=1, since_ns=20 * 10**9)["layers"]
+    assert {layer: m["lines"] for layer, m in result.items()} == {"nginx": 1, "uwsgi": 1, "app": 1}
+    assert result["nginx"]["bytes"] == len(_json.dumps(nginx[1])) + 1
+    assert result["app"]["metadata_bytes"] == len("request_id" "r1" "method" "GET" "status" "200" "path" "/x")
+    assert all(m["compressed_bytes"]["snappy"] > 0 for m in result.values())

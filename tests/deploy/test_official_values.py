@@ -8,6 +8,7 @@ import yaml
 
 from stackctl import k8s
 from tests.deploy.conftest import one
+from tests.validators.test_loki_alloy_config import shared_block
 from tests.validators.validator_helpers import REPO_ROOT
 
 KEYS = yaml.safe_load((REPO_ROOT / "tests/deploy/official_chart_keys.yaml").read_text())
@@ -64,6 +65,9 @@ def test_alloy_reads_our_chart_configmap_and_the_shared_module(default_docs):
     assert alloy["alloy"]["configMap"] == {"create": False, "name": cm_name, "key": "config.alloy"}
     cm = [d for d in default_docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cm_name][0]
     assert set(cm["data"]) == {"config.alloy", "pcbuilder.alloy"}
+    # the module is config.alloy's shared block, the pipeline kubernetes.alloy: both unchanged
+    assert cm["data"]["pcbuilder.alloy"] == shared_block((REPO_ROOT / "observability/alloy/config.alloy").read_text()) + "\n"
+    assert cm["data"]["config.alloy"] == (REPO_ROOT / "observability/alloy/kubernetes.alloy").read_text()
     # the chart mounts the whole ConfigMap at /etc/alloy: the module is where the config imports it
     assert 'coalesce(sys.env("PCBUILDER_ALLOY_MODULE"), "/etc/alloy/pcbuilder.alloy")' in cm["data"]["config.alloy"]
     assert alloy["controller"]["type"] == "daemonset"
