@@ -41,7 +41,8 @@ def _start(tmp_path: Path, **extra: str) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> tuple[str, str]:
-    """Graceful stop (TERM, uwsgi.ini), by our own PID only; (stdout, stderr) left unread."""
+    """Graceful stop (TERM, uwsgi.ini) of the process we started, by its PID; returns
+    ("", stderr): stdout is left to whoever reads it."""
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
     try:
