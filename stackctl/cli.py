@@ -413,7 +413,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--files", action="store_true", help="read the local files even when LOKI_URL is set")
     tr.add_argument("--since-hours", type=float, default=24.0, help="Loki search window (default 24)")
     tr.set_defaults(func=cmd_trace, needs={"LOG_DIR", "LOKI_URL"})
-    __import__("stackctl.k8s").k8s.add_parser(sub)  # ./stack k8s render (stackctl/k8s.py)
+    from . import k8s  # ./stack k8s render: stackctl/k8s.py
+    k8s.add_parser(sub)
     return p
 
 
