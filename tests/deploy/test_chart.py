@@ -82,9 +82,12 @@ def test_every_deployment_has_readiness_and_liveness_probes(docs):
                                                              "/pc-builder-app/readyz"]
     assert app["livenessProbe"]["exec"]["command"][-1] == "/pc-builder-app/healthz"
     nginx = one(docs, "Deployment", "-nginx")["spec"]["template"]["spec"]["containers"][0]
-    assert nginx["readinessProbe"]["httpGet"]["path"] == "/pc-builder-app/readyz"
+    # asked from 127.0.0.1 inside the pod: the template answers the machine's own probes
+    # whatever basic authentication and the HTTPS redirect say (compose's healthcheck too)
+    assert nginx["readinessProbe"]["exec"]["command"] == [
+        "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/pc-builder-app/readyz"]
     # liveness never depends on the app: a slow app must not restart NGINX
-    assert nginx["livenessProbe"]["httpGet"]["path"] == "/"
+    assert nginx["livenessProbe"]["tcpSocket"]["port"] == "http"
 
 
 def test_no_image_is_latest_or_untagged(docs):
@@ -186,3 +189,26 @@ def test_nginx_runs_the_rendered_config_with_access_lines_on_stdout(default_docs
     nginx = one(default_docs, "Deployment", "-nginx")["spec"]["template"]["spec"]["containers"][0]
     conf_dir = next(m["mountPath"] for m in nginx["volumeMounts"] if m["name"] == "conf")
     assert nginx["command"][:3] == ["nginx", "-c", f"{conf_dir}/nginx.conf"]
+
+
+def test_basic_auth_from_a_secret_checked_at_start():
+    docs = render(extra=["--set", "nginx.basicAuth.existingSecret=site-users"])
+    spec = one(docs, "Deployment", "-nginx")["spec"]["template"]["spec"]
+    check = [c for c in spec["initContainers"] if c["name"] == "check-htpasswd"][0]
+    assert check["command"][-1].endswith("/30-basic-auth.sh")  # the script compose and ./stack run
+    (auth,) = [v for v in spec["volumes"] if v["name"] == "auth"]
+    assert auth["secret"]["secretName"] == "site-users"
+    values = json.loads(one(docs, "ConfigMap", "-nginx")["data"]["template-values.json"])
+    mount = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "auth"][0]["mountPath"]
+    assert values["BASIC_AUTH_FILE"] == values["BASIC_AUTH_USER_FILE"] == f"{mount}/htpasswd"
+
+
+def test_basic_auth_is_off_without_a_secret(default_docs):
+    values = json.loads(one(default_docs, "ConfigMap", "-nginx")["data"]["template-values.json"])
+    assert (values["BASIC_AUTH_FILE"], values["BASIC_AUTH_USER_FILE"]) == ("off", "/dev/null")
+
+
+def test_a_server_name_that_would_break_the_config_is_refused():
+    require_tool("helm")
+    with pytest.raises(k8s.RenderError, match="nginx.serverNames"):
+        k8s.template(extra=["--set", 'nginx.serverNames=shop.example.com"; evil'])

@@ -19,8 +19,8 @@ FILES = k8s.CHART / "files"
 #: The chart's view of the shared files: links, never copies.
 LINKS = {
     "nginx.conf.template": REPO_ROOT / "nginx" / "nginx.conf.template",
-    "50x.html": REPO_ROOT / "nginx" / "errors" / "50x.html",
     "20-tls-cert.sh": REPO_ROOT / "nginx" / "docker-entrypoint.d" / "20-tls-cert.sh",
+    "30-basic-auth.sh": REPO_ROOT / "nginx" / "docker-entrypoint.d" / "30-basic-auth.sh",
     "dashboards": REPO_ROOT / "observability" / "grafana" / "dashboards",
     "alloy/config.alloy": REPO_ROOT / "observability" / "alloy" / "config.alloy",
     "alloy/kubernetes.alloy": REPO_ROOT / "observability" / "alloy" / "kubernetes.alloy",
@@ -90,10 +90,10 @@ def test_kubernetes_values_pass_nginx_t(tmp_path, default_docs):
     cm = one(default_docs, "ConfigMap", "-nginx")
     values = json.loads(cm["data"]["template-values.json"])
     assert values["NGINX_ACCESS_LOG"] == "/dev/stdout stack_json"  # kept as the pod has it
-    for d in ("tls", "static", "errors", "tmp", "log/nginx"):
+    for d in ("tls", "static", "tmp", "log/nginx"):
         (tmp_path / d).mkdir(parents=True)
     values.update(TLS_CERT=str(tmp_path / "tls/tls.crt"), TLS_KEY=str(tmp_path / "tls/tls.key"),
-                  STATIC_DIR=str(tmp_path / "static"), ERROR_PAGES_DIR=str(tmp_path / "errors"),
+                  STATIC_DIR=str(tmp_path / "static"),
                   NGINX_PID=str(tmp_path / "tmp/nginx.pid"), NGINX_TEMP=str(tmp_path / "tmp"),
                   LOG_DIR=str(tmp_path / "log"), NGINX_USER=getpass.getuser(),
                   UPSTREAM_SERVERS=values["UPSTREAM_SERVERS"].replace(

@@ -56,7 +56,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Where NGINX finds its files in the pod. */}}
 {{- define "pcb.nginxPaths" -}}
 conf: /etc/pcbuilder/nginx
-errors: /etc/pcbuilder/errors
+auth: /etc/pcbuilder/auth
 scripts: /etc/pcbuilder/scripts
 static: /srv/static
 tls: /etc/pcbuilder/tls
@@ -80,7 +80,17 @@ TLS_KEY: {{ printf "%s/tls.key" $p.tls | quote }}
 LOG_DIR: "/var/log"
 NGINX_ACCESS_LOG: "/dev/stdout stack_json"
 STATIC_DIR: {{ $p.static | quote }}
-ERROR_PAGES_DIR: {{ $p.errors | quote }}
+{{- if not (regexMatch "^[A-Za-z0-9.:\\[\\] -]+$" .Values.nginx.serverNames) }}
+{{- fail (printf "nginx.serverNames %q: host names, IPv4 or [IPv6] addresses, space separated" .Values.nginx.serverNames) }}
+{{- end }}
+SERVER_NAME: {{ .Values.nginx.serverNames | quote }}
+{{- if .Values.nginx.basicAuth.existingSecret }}
+BASIC_AUTH_FILE: {{ printf "%s/htpasswd" $p.auth | quote }}
+BASIC_AUTH_USER_FILE: {{ printf "%s/htpasswd" $p.auth | quote }}
+{{- else }}
+BASIC_AUTH_FILE: "off"
+BASIC_AUTH_USER_FILE: "/dev/null"
+{{- end }}
 # One Service address: kube-proxy spreads the connections over the app pods (NGINX never
 # marks a group's only server down).
 UPSTREAM_SERVERS: {{ printf "server %s:3031;" (include "pcb.appService" .) | quote }}

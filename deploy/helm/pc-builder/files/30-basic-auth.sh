@@ -1,0 +1,1 @@
+../../../../nginx/docker-entrypoint.d/30-basic-auth.sh
