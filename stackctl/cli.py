@@ -300,8 +300,8 @@ def status_report(s: Settings) -> dict:
         if info["name"] == "nginx":
             code = _get(s.base_url + READY_PATH)
             entry.update(role="nginx", health="ready" if code == 200 else f"readyz answered {code or 'nothing'}")
-        elif info["name"] == "alloy":
-            entry.update(role="alloy", health="ready" if info["statename"] == "RUNNING" else info["statename"])
+        elif info["name"] in ("alloy", "logrotate"):
+            entry.update(role=info["name"], health="ready" if info["statename"] == "RUNNING" else info["statename"])
         else:
             try:
                 code = uwsgi_check(str(s.socket_path(info["name"])), READY_PATH)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pcbuilder.loki_url import push_url
 
+from . import tools
 from .settings import ROOT, Settings, SettingsError
 
 NGINX_TEMPLATE = ROOT / "nginx" / "nginx.conf.template"
@@ -21,6 +22,8 @@ STATIC_DIR = ROOT / "service" / "pcbuilder" / "static"
 # The nginx image runs these before NGINX starts; ./stack runs the same scripts.
 TLS_CERT_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "20-tls-cert.sh"
 BASIC_AUTH_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "30-basic-auth.sh"
+# Rotates every layer's log files; the nginx image starts it too.
+LOG_ROTATION_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "40-log-rotation.sh"
 ALLOY_CONFIG = ROOT / "observability" / "alloy" / "config.alloy"
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
@@ -121,6 +124,7 @@ stderr_logfile={run}/nginx.err
             "LOKI_URL": s.loki_url,
             "LOG_LEVEL": s.log_level,
             "DATABASE_PATH": str(s.database_path or ""),
+            "LOG_MAX_BYTES": str(s.log_max_bytes),  # uWSGI rotates its own file
         }
         parts.append(f"""
 [program:{name}]
@@ -135,6 +139,21 @@ startretries=5
 priority=10
 stdout_logfile={run}/{name}.out
 stderr_logfile={run}/{name}.err
+""")
+    rotation = {"LOG_DIR": str(s.log_dir), "LOG_MAX_BYTES": str(s.log_max_bytes), "LOG_KEEP": str(s.log_keep),
+                "LOG_ROTATE_INTERVAL": str(s.log_rotate_interval),
+                "LOG_STALE_MINUTES": str(s.log_stale_minutes), "NGINX_PID": str(run / "nginx.pid"),
+                "LOGROTATE_STATE": str(run / "logrotate.state"),
+                "LOGROTATE_BIN": str(tools.path("logrotate"))}
+    parts.append(f"""
+[program:logrotate]
+command={LOG_ROTATION_SCRIPT} run
+environment={_env(rotation)}
+autorestart=true
+startsecs=1
+priority=30
+stdout_logfile={run}/logrotate.out
+stderr_logfile={run}/logrotate.err
 """)
     if s.ships_with_alloy:
         # Alloy's loki.write takes the push URL only; LOKI_URL may be the base URL

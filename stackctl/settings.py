@@ -218,6 +218,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOKI_MAX_BACKOFF", "10", positive_number, "longest wait between retries of a push, seconds"),
     Setting("LOKI_SHUTDOWN_TIMEOUT", "5", positive_number, "seconds the exit flush may take"),
     Setting("LOKI_REPORT_INTERVAL", "10", positive_number, "seconds between drop/failure reports"),
+    Setting("LOG_MAX_BYTES", "52428800", whole(1024, 2**62), "a JSON log file larger than this is"
+            " rotated (uWSGI's by uWSGI, the others by logrotate)", shown="52428800 (50 MiB)"),
+    Setting("LOG_KEEP", "5", whole(1, 999), "old files kept per log file"),
+    Setting("LOG_ROTATE_INTERVAL", "30", whole(1, 86400), "seconds between two size checks of the"
+            " NGINX, app and browser files"),
+    Setting("LOG_STALE_MINUTES", "1440", whole(1, 525600), "files of an instance unchanged this long"
+            " are deleted (compose replicas that are gone)"),
     Setting("STACK_ENV", "local", text, "`env` label on log streams"),
     Setting("STACK_START_TIMEOUT", "60", whole(1, 3600), "seconds `up` waits for readiness",
             attr="start_timeout"),
