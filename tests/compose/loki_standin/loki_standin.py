@@ -1,0 +1,69 @@
+"""Stand-in for Loki's push endpoint in the compose smoke test (not Loki: Loki images
+cannot be had here). It stores every pushed entry in memory and shows them to the test.
+
+POST /loki/api/v1/push  JSON (optionally gzip) push body -> 204
+GET  /entries           every entry so far: [{"stream": {...}, "line": "..."}, ...]
+GET  /ready             200 (the compose health check)
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PUSH_PATH = "/loki/api/v1/push"
+_entries: list[dict] = []
+_lock = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the app's requests.Session expects
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.split("?", 1)[0] != PUSH_PATH:
+            return self._answer(404, b"not found\n")
+        try:
+            if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
+                body = gzip.decompress(body)
+            streams = json.loads(body)["streams"]
+            new = [{"stream": s["stream"], "line": v[1]} for s in streams for v in s["values"]]
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            return self._answer(400, f"bad push: {exc}\n".encode())
+        with _lock:
+            _entries.extend(new)
+        self._answer(204)
+
+    def do_GET(self):  # noqa: N802
+        if self.path == "/entries":
+            with _lock:
+                body = json.dumps(_entries).encode()
+            self._answer(200, body, "application/json")
+        elif self.path == "/ready":
+            self._answer(200, b"ready\n")
+        else:
+            self._answer(404, b"not found\n")
+
+    def _answer(self, status: int, body: bytes = b"", ctype: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args):
+        pass
+
+
+def main() -> None:
+    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "3100"))), Handler)
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    server.serve_forever(poll_interval=0.2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,393 @@
+"""The compose stack for real, on a container engine: Debian's podman serving the Docker
+API, driven by the Compose v2 binary, with the project's Dockerfiles and compose file.
+
+What stands in for what (tests/compose/engine.py, README "The compose smoke test"): the
+base images are built locally from Debian packages (Python 3.11.2 for
+python:3.11.14-slim-bookworm, NGINX 1.22 for nginx:1.27.5-alpine); `loki` is the test's
+push endpoint stand-in, not Loki; Alloy and Grafana are not started, so NGINX's and
+uWSGI's lines are checked in the `logs` volume, the app's also at the push endpoint.
+
+The tests run in order on one compose project and share it: pages, scale up, scale down,
+one replica stopped, rotation, then stop + down + up. Run alone with `-m compose`.
+Skipped, with the reason, only when podman cannot start here at all.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import signal
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from stackctl import tools
+from tests.compose.engine import EngineUnavailable, Podman, ensure_standin_images
+from tests.stack_runner import UWSGI_OWN_LINE, free_port
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.compose]
+
+ROOT = Path(__file__).resolve().parents[2]
+OVERRIDE = Path(__file__).resolve().parent / "docker-compose.smoke.yml"
+BASE = "/pc-builder-app"
+# small enough that this test's requests rotate every layer's files several times, with
+# room to keep every old file (so every id can be counted)
+ROTATION = {"LOG_MAX_BYTES": "16384", "LOG_KEEP": "500", "LOG_ROTATE_INTERVAL": "1"}
+LAYERS = {"nginx": ("nginx/access.log*", "nginx.access"),
+          "uwsgi": ("uwsgi/*.log*", "uwsgi.request"),
+          "app": ("app/*.log*", "request.finished")}
+
+
+def say(config, line: str) -> None:
+    """Timings go to the terminal even when output is captured: the issue asks for them."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(f"compose smoke: {line}")
+
+
+@dataclass
+class Stack:
+    podman: Podman
+    project: str
+    env: dict
+    http: int
+    https: int
+    loki: int
+    sent: list = field(default_factory=list)  # every request id this module sent
+
+    # ---------------------------------------------------------------- engine
+    def compose(self, *args: str, timeout: float = 900) -> str:
+        cmd = [str(tools.docker_compose()), "--project-directory", str(ROOT), "--env-file", os.devnull,
+               "-p", self.project, "-f", str(ROOT / "docker-compose.yml"), "-f", str(OVERRIDE), *args]
+        result = subprocess.run(cmd, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise AssertionError(f"docker compose {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def containers(self, service: str, all_states: bool = False) -> list[dict]:
+        args = ["ps", "--format", "json", "--filter", f"label=com.docker.compose.project={self.project}",
+                "--filter", f"label=com.docker.compose.service={service}"]
+        found = self.podman.json(*args, *(["--all"] if all_states else [])) or []
+        return sorted(found, key=lambda c: c["Names"][0])
+
+    def inspect(self, container: str) -> dict:
+        return self.podman.json("inspect", container)[0]
+
+    def volume(self, name: str) -> Path:
+        return Path(self.podman.json("volume", "inspect", f"{self.project}_{name}")[0]["Mountpoint"])
+
+    # ---------------------------------------------------------------- traffic
+    def get(self, path: str, rid: str | None = None, https: bool = False, timeout: float = 30):
+        url = f"https://127.0.0.1:{self.https}{path}" if https else f"http://127.0.0.1:{self.http}{path}"
+        headers = {"X-Request-ID": rid} if rid else {}
+        if rid:
+            self.sent.append(rid)
+        context = ssl._create_unverified_context() if https else None  # self-signed
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout,
+                                        context=context) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def ready(self) -> bool:
+        try:
+            return self.get(f"{BASE}/readyz", timeout=5)[0] == 200
+        except OSError:
+            return False
+
+    # ---------------------------------------------------------------- logs
+    def records(self, pattern: str) -> tuple[list[dict], list[str], int]:
+        """JSON lines of the current and rotated files in the `logs` volume, the lines that
+        are not JSON, and how many rotated files there are."""
+        found, other, files = [], [], sorted(self.volume("logs").glob(pattern))
+        for path in files:
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    other.append(line)
+        return found, other, sum(1 for f in files if not f.name.endswith(".log"))
+
+    def layer_lines(self, layer: str, rid: str) -> list[dict]:
+        pattern, event = LAYERS[layer]
+        return [r for r in self.records(pattern)[0] if r.get("request_id") == rid and r.get("event") == event]
+
+    def pushed(self) -> list[dict]:
+        """What the app pushed to the stand-in Loki, each line parsed."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.loki}/entries", timeout=10) as resp:
+            return [json.loads(e["line"]) for e in json.loads(resp.read())]
+
+
+class HealthDriver(threading.Thread):
+    """podman runs health checks from systemd timers, which this machine has not: without
+    this, `depends_on: service_healthy` would wait forever."""
+
+    def __init__(self, podman: Podman, project: str):
+        super().__init__(daemon=True)
+        self.podman, self.project, self.stop = podman, project, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(2):
+            try:
+                ids = self.podman.run("ps", "-q", "--filter",
+                                      f"label=com.docker.compose.project={self.project}",
+                                      check=False, timeout=60).stdout.decode().split()
+                for cid in ids:
+                    self.podman.run("healthcheck", "run", cid, check=False, timeout=60)
+            except subprocess.TimeoutExpired:
+                continue
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, request):
+    podman = Podman(tmp_path_factory.mktemp("podman"))
+    try:
+        podman.check_usable()
+    except EngineUnavailable as exc:
+        pytest.skip(f"podman cannot start on this machine, so the compose stack cannot be run: {exc}")
+    started = time.monotonic()
+    built = ensure_standin_images(podman)
+    say(request.config, f"stand-in base images: {'built ' + ', '.join(built) if built else 'cached'}"
+                        f" in {time.monotonic() - started:.0f} s")
+    podman.start_service()
+    try:
+        yield podman
+    finally:
+        podman.stop_service()
+
+
+@pytest.fixture(scope="module")
+def stack(engine, request):
+    project = f"pcbsmoke{os.getpid()}"
+    running = Stack(engine, project, {}, free_port(), free_port(), free_port())
+    running.env = {
+        "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/root"),
+        "DOCKER_HOST": engine.docker_host, "DOCKER_BUILDKIT": "0",  # no buildx here
+        "SMOKE_TAG": project, "SMOKE_HTTP_PORT": str(running.http),
+        "SMOKE_HTTPS_PORT": str(running.https), "SMOKE_LOKI_PORT": str(running.loki),
+        # compose checks it is set; Grafana itself is not started
+        "GRAFANA_ADMIN_PASSWORD": "unused-grafana-is-not-started",
+        **ROTATION,
+    }
+    health = HealthDriver(engine, project)
+    health.start()
+    try:
+        started = time.monotonic()
+        running.compose("build", timeout=2400)
+        built = time.monotonic()
+        running.compose("up", "-d", timeout=600)
+        wait_until(running.ready, 120, "readyz through NGINX", interval=1)
+        say(request.config, f"project images built in {built - started:.0f} s,"
+                            f" stack up and ready in {time.monotonic() - built:.0f} s")
+        yield running
+    finally:
+        health.stop.set()
+        cleanup(running)
+        health.join(10)
+
+
+def cleanup(running: Stack) -> None:
+    """Everything this project created, by name or label: containers, volumes, network,
+    the images it built. The cached stand-in base images stay."""
+    try:
+        running.compose("down", "--volumes", "--remove-orphans", timeout=300)
+    except (AssertionError, subprocess.TimeoutExpired):
+        pass
+    label = f"label=com.docker.compose.project={running.project}"
+    podman = running.podman
+    for cid in podman.run("ps", "-aq", "--filter", label, check=False).stdout.decode().split():
+        podman.run("rm", "-f", cid, check=False)
+    for name in podman.run("volume", "ls", "-q", "--filter", label, check=False).stdout.decode().split():
+        podman.run("volume", "rm", "-f", name, check=False)
+    for name in podman.run("network", "ls", "-q", "--filter", label, check=False).stdout.decode().split():
+        podman.run("network", "rm", "-f", name, check=False)
+    for image in ("pcbuilder-nginx", "pcbuilder-app", "pcbuilder-loki-standin"):
+        podman.run("rmi", "-f", f"localhost/{image}:{running.project}", check=False)
+    podman.run("image", "prune", "-f", "--filter", f"label=com.docker.compose.project={running.project}",
+               check=False)
+
+
+def load(stack: Stack, prefix: str, stop: threading.Event, outcomes: list, limit: int = 3000) -> None:
+    """Sequential GETs, one after another, until stopped (bounded by ``limit``)."""
+    for n in range(limit):
+        if stop.is_set():
+            return
+        rid = f"{prefix}-{n:05d}"
+        try:
+            outcomes.append((rid, stack.get(f"{BASE}/main", rid)[0]))
+        except OSError as exc:
+            outcomes.append((rid, repr(exc)))
+
+
+def nginx_lines(stack: Stack, ids) -> list[dict]:
+    wanted = set(ids)
+    return [r for r in stack.records(LAYERS["nginx"][0])[0]
+            if r.get("event") == "nginx.access" and r.get("request_id") in wanted]
+
+
+def uwsgi_instances_serving(stack: Stack, ids) -> set[str]:
+    wanted = set(ids)
+    return {r["instance"] for r in stack.records(LAYERS["uwsgi"][0])[0]
+            if r.get("event") == "uwsgi.request" and r.get("request_id") in wanted}
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_pages_static_files_https_and_one_id_through_every_layer(stack):
+    assert stack.get(f"{BASE}/main", "smoke-main-00001")[0] == 200
+    status, _, body = stack.get(f"{BASE}/table", "smoke-table-00001")
+    assert status == 200 and body.decode().count('class="component-row"') == 58
+    status, headers, _ = stack.get(f"{BASE}/static/css/app.css")
+    assert status == 200 and "max-age=2592000" in headers.get("Cache-Control", "")
+    status, headers, _ = stack.get(f"{BASE}/main", "smoke-https-00001", https=True)
+    assert status == 200 and headers.get("Strict-Transport-Security")
+
+    rid = "smoke-table-00001"
+    for layer in LAYERS:
+        wait_until(lambda: stack.layer_lines(layer, rid), 30, f"{rid} in the {layer} files", interval=0.5)
+    wait_until(lambda: [line for line in stack.pushed() if line.get("request_id") == rid], 30,
+               f"{rid} at the stand-in Loki push endpoint", interval=0.5)
+
+
+def test_scale_up_new_replica_gets_traffic_without_restarting_nginx(stack):
+    nginx_before = stack.inspect(stack.containers("nginx")[0]["Id"])
+    stack.compose("up", "-d", "--no-recreate", "--scale", "app=3")
+    assert len(stack.containers("app")) == 3
+    ids: list[str] = []
+
+    def three_serve():
+        for _ in range(10):
+            rid = f"scale-up-{len(ids):05d}"
+            ids.append(rid)
+            assert stack.get(f"{BASE}/main", rid)[0] == 200
+        return len(uwsgi_instances_serving(stack, ids)) == 3
+
+    wait_until(three_serve, 60, "all three replicas serving", interval=0.5)
+    upstreams = {r["upstream_addr"] for r in nginx_lines(stack, ids)}
+    assert len(upstreams) == 3, upstreams
+    nginx_after = stack.inspect(stack.containers("nginx")[0]["Id"])
+    for key in ("Id", "Created"):
+        assert nginx_after[key] == nginx_before[key], key
+    assert nginx_after["State"]["StartedAt"] == nginx_before["State"]["StartedAt"]
+    assert nginx_after["State"]["Pid"] == nginx_before["State"]["Pid"]
+
+
+def test_scale_down_no_request_waits_on_the_removed_replica(stack):
+    removed = stack.containers("app")[-1]
+    removed_ip = next(iter(stack.inspect(removed["Id"])["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    stop, outcomes = threading.Event(), []
+    loader = threading.Thread(target=load, args=(stack, "scale-down", stop, outcomes))
+    loader.start()
+    try:
+        wait_until(lambda: len(outcomes) >= 20, 60, "load before scaling down")
+        stack.compose("up", "-d", "--no-recreate", "--scale", "app=2")
+        count = len(outcomes)
+        # go on until NGINX has surely re-resolved (it caches the answer for 1 s)
+        wait_until(lambda: len(outcomes) >= count + 100, 120, "load after scaling down")
+    finally:
+        stop.set()
+        loader.join()
+    assert len(stack.containers("app")) == 2
+    assert [o for o in outcomes if o[1] != 200] == []
+    lines = wait_until(lambda: (lambda got: got if len(got) == len(outcomes) else None)(
+        nginx_lines(stack, [rid for rid, _ in outcomes])), 30, "NGINX lines of the load")
+    # one upstream attempt each: no request was sent to the removed replica and retried
+    assert [r for r in lines if "," in r["upstream_status"] or r["upstream_status"] != "200"] == []
+    after = [r for r in lines if int(r["request_id"].rsplit("-", 1)[1]) >= count]
+    assert not [r for r in after if r["upstream_addr"].startswith(removed_ip + ":")]
+
+
+def test_stopping_one_replica_under_sequential_load_fails_no_request(stack):
+    victim = stack.containers("app")[0]
+    stop, outcomes = threading.Event(), []
+    loader = threading.Thread(target=load, args=(stack, "stop-one", stop, outcomes))
+    loader.start()
+    try:
+        wait_until(lambda: len(outcomes) >= 20, 60, "load before stopping a replica")
+        # the engine's stop: the container's own stop signal and grace period (compose file)
+        stack.podman.run("stop", victim["Id"], timeout=120)
+        count = len(outcomes)
+        wait_until(lambda: len(outcomes) >= count + 50, 120, "load after the stop")
+    finally:
+        stop.set()
+        loader.join()
+    assert [o for o in outcomes if o[1] != 200] == []
+    state = stack.inspect(victim["Id"])["State"]
+    assert state["ExitCode"] == 0 and not state.get("OOMKilled"), state  # 137 would be a kill
+    host = stack.inspect(victim["Id"])["Config"]["Hostname"]
+    server = [r.get("msg", "") for r in stack.records(f"uwsgi/{host}.log*")[0] if r.get("event") == "uwsgi.server"]
+    assert "goodbye to uWSGI." in server, "uWSGI did not shut down gracefully"
+    stack.podman.run("start", victim["Id"])
+    wait_until(stack.ready, 60, "ready again", interval=1)
+
+
+def test_rotation_under_load_loses_and_duplicates_nothing(stack):
+    """The rotator runs in the nginx container; uWSGI and the app, in other containers,
+    switch files by themselves. Every id this module sent is in the volume's files exactly
+    once per layer, and at the push endpoint exactly once."""
+    stop, outcomes = threading.Event(), []
+    loaders = [threading.Thread(target=load, args=(stack, f"rotate-{i}", stop, outcomes, 1500))
+               for i in range(4)]
+    for t in loaders:
+        t.start()
+    try:
+        wait_until(lambda: all(stack.records(LAYERS[layer][0])[2] >= 3 for layer in LAYERS), 300,
+                   "every layer's files rotated three times under load", interval=1)
+    finally:
+        stop.set()
+        for t in loaders:
+            t.join()
+    assert [o for o in outcomes if o[1] != 200] == []
+    wanted = set(stack.sent)  # every earlier test asserted its requests succeeded
+
+    def counts(layer: str) -> collections.Counter:
+        pattern, event = LAYERS[layer]
+        return collections.Counter(r.get("request_id") for r in stack.records(pattern)[0]
+                                   if r.get("event") == event and r.get("request_id") in wanted)
+
+    for layer in LAYERS:
+        found = wait_until(lambda: (lambda c: c if set(c) >= wanted else None)(counts(layer)), 60,
+                           f"every id in the {layer} files", interval=1)
+        assert {rid: n for rid, n in found.items() if n != 1} == {}, f"{layer}: not exactly once"
+        other = stack.records(LAYERS[layer][0])[1]
+        assert [line for line in other if not (layer == "uwsgi" and UWSGI_OWN_LINE.match(line))] == []
+    pushed = wait_until(lambda: (lambda c: c if set(c) >= wanted else None)(collections.Counter(
+        line.get("request_id") for line in stack.pushed()
+        if line.get("event") == "request.finished" and line.get("request_id") in wanted)), 60,
+        "every id at the push endpoint", interval=1)
+    assert {rid: n for rid, n in pushed.items() if n != 1} == {}
+
+
+def test_stop_is_graceful_and_down_then_up_keeps_the_volumes(stack):
+    expected = {"nginx": ("SIGQUIT", 40), "app": ("SIGTERM", 40), "loki": ("SIGTERM", 30)}
+    cert = hashlib.sha256((stack.volume("tls") / "cert.pem").read_bytes()).hexdigest()
+    ids = {svc: [c["Id"] for c in stack.containers(svc)] for svc in expected}
+    stack.compose("stop")
+    for svc, (signal_name, grace) in expected.items():
+        for cid in ids[svc]:
+            info = stack.inspect(cid)
+            assert info["Config"]["StopTimeout"] == grace, (svc, info["Config"]["StopTimeout"])
+            assert str(info["Config"]["StopSignal"]) in (signal_name, str(int(getattr(signal, signal_name)))), svc
+            assert info["State"]["ExitCode"] == 0, (svc, info["State"])  # 137: killed, not drained
+
+    stack.compose("down")
+    stack.compose("up", "-d", timeout=600)
+    wait_until(stack.ready, 120, "ready after down + up", interval=1)
+    assert hashlib.sha256((stack.volume("tls") / "cert.pem").read_bytes()).hexdigest() == cert
+    # the logs and the database survived; the stack still answers and logs
+    assert stack.layer_lines("nginx", "smoke-table-00001")
+    status, _, body = stack.get(f"{BASE}/table", "smoke-after-up-00001")
+    assert status == 200 and body.decode().count('class="component-row"') == 58
+    wait_until(lambda: stack.layer_lines("uwsgi", "smoke-after-up-00001"), 30, "a line after up")
