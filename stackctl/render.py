@@ -59,7 +59,7 @@ def nginx_values(s: Settings) -> dict[str, str]:
         "UPSTREAM_SERVERS": upstreams,
         # requests go to the group of unix sockets above, so the resolver is never asked
         "UWSGI_BACKEND": "pcbuilder_app",
-        "NGINX_LOCAL_RESOLVERS": "127.0.0.1",
+        "NGINX_RESOLVER": "127.0.0.1",
         "NGINX_PID": str(s.run_dir / "nginx.pid"),
         "NGINX_TEMP": str(s.run_dir / "nginx-temp"),
         "NGINX_USER": s.user,

@@ -10,7 +10,9 @@ What stands in for what (README "The compose smoke test"):
   project relies on it (tests/compose/standins/nginx.Containerfile);
 - Loki: tests/compose/loki_standin (a push endpoint that records); no Alloy, no Grafana.
 The base images are cached in podman's storage between runs (a content key in a label
-says when to rebuild); everything else the test creates is removed by name or id.
+says when to rebuild). Each run keeps everything else (its images with their build
+layers, containers, volumes) in a storage of its own that sees the cached base images
+read-only, so runs never touch each other, and removes it all at the end.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ runtime = "runc"
 network_backend = "netavark"
 """
 LOCK = Path("/var/tmp/pcbuilder-compose-standins.lock")
+SHARED_STORE = Path("/var/lib/containers/storage")  # rootful podman's default
 LABEL = "pcbuilder.standin.key"
 BASE_IMAGE = "localhost/pcbuilder-standin-debian:bookworm"
 DEBIAN_SUITE, DEBIAN_MIRROR = "bookworm", "http://deb.debian.org/debian"
@@ -64,15 +67,25 @@ class EngineUnavailable(RuntimeError):
 
 
 class Podman:
-    """The podman CLI and its API service, with a private containers.conf."""
+    """The podman CLI and its API service, with a private containers.conf; with
+    ``own_storage``, images, containers and volumes go to a storage under ``workdir``
+    that also sees the shared storage's images (the cached stand-ins), read-only."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, own_storage: bool = False):
         self.workdir = workdir
         self.socket = workdir / "podman.sock"
         conf = workdir / "containers.conf"
         conf.write_text(CONTAINERS_CONF)
         self.env = {"PATH": SYSTEM_PATH, "HOME": os.environ.get("HOME", "/root"),
                     "CONTAINERS_CONF": str(conf), "TMPDIR": str(workdir)}
+        self.storage = workdir / "storage" if own_storage else None
+        if self.storage:
+            storage_conf = workdir / "storage.conf"
+            storage_conf.write_text(
+                f'[storage]\ndriver = "overlay"\ngraphroot = "{self.storage}/root"\n'
+                f'runroot = "{self.storage}/run"\n[storage.options]\n'
+                f'additionalimagestores = ["{SHARED_STORE}"]\n')
+            self.env["CONTAINERS_STORAGE_CONF"] = str(storage_conf)
         self.service: subprocess.Popen | None = None
 
     def run(self, *args: str, check: bool = True, timeout: float = 600,
@@ -122,6 +135,14 @@ class Podman:
             except subprocess.TimeoutExpired:
                 self.service.kill()
                 self.service.wait()
+
+    def remove_own_storage(self) -> None:
+        """After the run: the images it built and the storage itself (by its path)."""
+        if not self.storage:
+            return
+        self.run("image", "prune", "--all", "--force", check=False)  # only this storage's
+        _unmount_below(self.storage)
+        shutil.rmtree(self.storage, ignore_errors=True)
 
     @property
     def docker_host(self) -> str:
@@ -197,8 +218,11 @@ def _build_base(podman: Podman, key: str) -> None:
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
         tar = subprocess.run(["tar", "-C", str(root), "-c", "."], check=True, capture_output=True)
+        old = podman.run("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE, check=False)
         podman.run("import", "--change", 'CMD ["bash"]', "--change", f"LABEL {LABEL}={key}",
                    "-", BASE_IMAGE, input=tar.stdout)
+        if old.returncode == 0:  # the outdated one, unless a stand-in still uses it
+            podman.run("rmi", old.stdout.decode().strip(), check=False)
     except subprocess.CalledProcessError as exc:
         raise AssertionError(f"building the Debian stand-in base failed: {exc.cmd}\n"
                              f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}") from None
@@ -219,9 +243,12 @@ def ensure_standin_images(podman: Podman) -> list[str]:
             key = _standin_key(base_key, containerfile)
             if all(podman.image_key(name) == key for name in names):
                 continue
+            old = podman.run("image", "inspect", "--format", "{{.Id}}", names[0], check=False)
             tags = [arg for name in names for arg in ("--tag", name)]
-            podman.run("build", "--pull=never", "--build-arg", f"BASE={BASE_IMAGE}", "--label",
-                       f"{LABEL}={key}", *tags, "--file", str(STANDINS / containerfile), str(STANDINS),
-                       timeout=1800)
+            podman.run("build", "--pull=never", "--layers=false", "--build-arg", f"BASE={BASE_IMAGE}",
+                       "--label", f"{LABEL}={key}", *tags, "--file", str(STANDINS / containerfile),
+                       str(STANDINS), timeout=1800)
+            if old.returncode == 0:  # the outdated one, now untagged
+                podman.run("rmi", old.stdout.decode().strip(), check=False)
             built += names
     return built

@@ -242,9 +242,9 @@ def test_every_template_variable_is_set(config):
     wanted = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", template))
     assert wanted, "no ${VARS} found in the template: regex or template broken"
     env = config["services"]["nginx"]["environment"]
-    # Exported by the image's own 15-local-resolvers.envsh when asked to.
-    assert env.get("NGINX_ENTRYPOINT_LOCAL_RESOLVERS") == "1"
-    wanted.discard("NGINX_LOCAL_RESOLVERS")
+    # Exported at start by 16-engine-dns.envsh (the engine's DNS server).
+    assert "/docker-entrypoint.d/16-engine-dns.envsh" in _mounts(config["services"]["nginx"])
+    wanted.discard("NGINX_RESOLVER")
     assert wanted <= set(env), f"nginx template variables not set in compose: {sorted(wanted - set(env))}"
     for var in wanted:
         assert env[var], var
@@ -346,3 +346,54 @@ def test_app_container_is_read_only_and_unprivileged(config):
     assert app["read_only"] is True
     assert "no-new-privileges:true" in app["security_opt"]
     assert any(str(t).startswith("/tmp") for t in app["tmpfs"])
+
+
+@pytest.mark.parametrize("script", ["40-log-rotation.sh", "16-engine-dns.envsh"])
+def test_entrypoint_scripts_are_mounted_and_executable(config, script):
+    """The image's entrypoint skips files without the exec bit; .envsh ones are sourced."""
+    path = REPO_ROOT / "nginx/docker-entrypoint.d" / script
+    assert os.access(path, os.X_OK) and path.read_text().startswith("#!/bin/sh")
+    assert subprocess.run(["sh", "-n", str(path)]).returncode == 0
+    mount = _mounts(config["services"]["nginx"])[f"/docker-entrypoint.d/{script}"]
+    assert mount["source"] == str(path) and mount.get("read_only") is True
+
+
+@pytest.mark.parametrize("resolv,expected", [
+    ("search dns.podman\nnameserver 10.89.0.1\nnameserver 10.255.255.53\n", "10.89.0.1"),
+    ("nameserver 127.0.0.11\noptions ndots:0\n", "127.0.0.11"),
+    ("nameserver fd00::1\nnameserver 10.0.0.2\n", "[fd00::1]"),
+])
+def test_engine_dns_is_the_first_nameserver_only(tmp_path, resolv, expected):
+    (tmp_path / "resolv.conf").write_text(resolv)
+    script = REPO_ROOT / "nginx/docker-entrypoint.d/16-engine-dns.envsh"
+    res = subprocess.run(["sh", "-c", f'. "{script}" && printf %s "$NGINX_RESOLVER"'],
+                         env=clean_env(RESOLV_CONF=str(tmp_path / "resolv.conf")), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == expected
+
+
+def test_engine_dns_without_a_nameserver_stops_the_container(tmp_path):
+    (tmp_path / "resolv.conf").write_text("search example\n")
+    script = REPO_ROOT / "nginx/docker-entrypoint.d/16-engine-dns.envsh"
+    res = subprocess.run(["sh", "-c", f'. "{script}"; echo still-running'],
+                         env=clean_env(RESOLV_CONF=str(tmp_path / "resolv.conf")), capture_output=True, text=True)
+    assert res.returncode == 1 and "still-running" not in res.stdout
+    assert "no nameserver" in res.stderr
+
+
+def test_stop_signals_and_grace_periods(config):
+    """Each image gets the signal that drains it, and time to do so (some engines give
+    compose containers no grace period unless the file sets one)."""
+    s = config["services"]
+    want = {"nginx": ("SIGQUIT", "40s"), "app": ("SIGTERM", "40s"), "loki": ("SIGTERM", "30s"),
+            "alloy": ("SIGTERM", "30s")}
+    for name, (signal_name, grace) in want.items():
+        assert (s[name].get("stop_signal"), s[name].get("stop_grace_period")) == (signal_name, grace), name
+
+
+def test_log_rotation_settings_reach_nginx_and_the_app(config):
+    s = config["services"]
+    for var, value in {"LOG_MAX_BYTES": "52428800", "LOG_KEEP": "5", "LOG_ROTATE_INTERVAL": "30",
+                       "LOG_STALE_MINUTES": "1440"}.items():
+        assert s["nginx"]["environment"][var] == value, var
+    assert s["app"]["environment"]["LOG_MAX_BYTES"] == "52428800"  # uWSGI rotates its own file

@@ -3,7 +3,8 @@ cannot be had here). It stores every pushed entry in memory and shows them to th
 
 POST /loki/api/v1/push  JSON (optionally gzip) push body -> 204
 GET  /entries           every entry so far: [{"stream": {...}, "line": "..."}, ...]
-GET  /ready             200 (the compose health check)
+GET  /ready             200
+`loki_standin.py --check` is the health check: exit 0 when /ready answers.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import gzip
 import json
 import os
 import signal
+import sys
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PUSH_PATH = "/loki/api/v1/push"
@@ -59,6 +62,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--check"]:
+        port = os.environ.get("PORT", "3100")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=3) as resp:
+            sys.exit(0 if resp.status == 200 else 1)
     server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "3100"))), Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
