@@ -50,8 +50,10 @@ LAYERS = {"nginx": ("nginx/access.log*", "nginx.access"),
 def say(config, line: str) -> None:
     """Timings go to the terminal even when output is captured: the issue asks for them."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter:
-        reporter.write_line(f"compose smoke: {line}")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter and capture:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"compose smoke: {line}")
 
 
 @dataclass
