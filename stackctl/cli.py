@@ -283,7 +283,7 @@ def cmd_reload(s: Settings, _args) -> int:
 
 
 def _is_instance(program: str) -> bool:
-    return program not in ("nginx", "alloy")
+    return program not in ("nginx", "alloy", "logrotate")
 
 
 # --- status ---------------------------------------------------------------------------
