@@ -188,8 +188,11 @@ def start(s: Settings) -> None:
         say(f"the app ships to Loki at {redacted(query_base(s.loki_url))}; no `alloy` on PATH, so NGINX"
             " and uWSGI lines stay in the local files only")
     conf = s.run_dir / "supervisord.conf"
+    # uWSGI reads every UWSGI_<NAME> variable as its option <name>: ./stack's own UWSGI_BIN
+    # (which uwsgi binary to run) must not reach it, or strict mode refuses "bin".
+    env = {k: v for k, v in os.environ.items() if k != "UWSGI_BIN"}
     result = subprocess.run([s.python_bin, "-m", "supervisor.supervisord", "-c", str(conf)],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise StackError("supervisord did not start:\n" + (result.stderr or result.stdout))
     deadline = time.monotonic() + s.start_timeout

@@ -254,3 +254,13 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_uwsgi_bin_setting_does_not_leak_into_uwsgi_options(tmp_path):
+    """uWSGI takes every UWSGI_<NAME> variable as an option: ./stack's UWSGI_BIN must
+    not reach it (strict mode would refuse "bin" and the instances would never start)."""
+    running = start_stack(tmp_path, UWSGI_BIN=str(tools.path("uwsgi")), APP_INSTANCES="1")
+    try:
+        assert running.request("/pc-builder-app/readyz").status == 200
+    finally:
+        stop_stack(running)
