@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
 """What the app's logging costs per request, measured in one process (bench/README.md).
 
-Two measurements, both on this machine in one run:
-
-1. **Per request**: CPU time (all threads of the process, so the Loki sender counts)
-   of ``GET /pc-builder-app/table`` through Flask's test client, in three
-   configurations measured in interleaved rounds:
-     off    LOG_LEVEL=WARNING, no Loki          (what the request costs without logging)
-     file   LOG_LEVEL=INFO, the JSON file only  (+ the file line(s))
+1. **Per request**, ``GET /pc-builder-app/table`` through Flask's test client in three
+   configurations:
+     off    LOG_LEVEL=WARNING, no Loki          (the request without logging)
+     file   LOG_LEVEL=INFO, the JSON file only  (+ the app's file line(s))
      ship   LOG_LEVEL=INFO, file + Loki         (+ shipping to bench/loki_sink.py)
-   The file line costs ``file - off``, shipping ``ship - file`` (medians of rounds).
-   ``--service DIR`` measures another checkout's ``service/`` (e.g. the code before a
-   change: ``git worktree add /tmp/before <commit>``), with the same venv and script.
+   counted in **CPU instructions** with valgrind's callgrind, all threads included (the
+   Loki sender too). Instruction counts repeat exactly for the same code and inputs
+   whatever else the machine does, where CPU time on this shared 2-core machine varies
+   by tens of percent between runs. Each configuration runs N1 and N2 requests; the
+   difference divided by N2 - N1 is the per-request count, without start-up. The file
+   line costs ``file - off``, shipping ``ship - file``. To read them as time, the ``off``
+   configuration is also timed natively (CPU time per request): instructions x that
+   rate. Shipping pushes batches of ``LOKI_BATCH_SIZE`` (default here 300: what one
+   worker gathers in the 1 s interval at ~300 requests/s); no push runs on a timer, so
+   the count does not depend on how slow valgrind makes the clock.
+   ``--service DIR`` measures another checkout's ``service/`` (the code before a change:
+   ``git worktree add /tmp/before <commit>``), with the same venv and script.
 
 2. **Per line**: rendering one wide event (the ``request.finished`` of /table) with each
    serializer python-json-logger ships (stdlib json, orjson, msgspec) through the
    library's general path, and with this app's formatter (msgspec, lean path).
 
-    .venv/bin/python bench/log_cost.py [--requests 2000] [--rounds 5] [--service DIR]
+    .venv/bin/python bench/log_cost.py [--service DIR] [--output FILE]
 """
 from __future__ import annotations
 
@@ -25,8 +31,8 @@ import argparse
 import json
 import logging
 import os
+import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +41,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+CONFIGS = ("off", "file", "ship")
 WIDE_EVENT = {"event": "request.finished", "request_id": "0675cfb9864737037581ec8fcea47114",
               "method": "GET", "route": "/pc-builder-app/table", "path": "/pc-builder-app/table",
               "status": 200, "bytes": 17526, "start_us": 1795558533267626, "duration_ms": 14.719,
@@ -48,41 +55,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_app(workdir: Path, name: str, loki_url: str):
-    from pcbuilder import create_app
+# --- the child: one configuration, N requests ------------------------------------------
 
-    os.environ["LOG_LEVEL"] = "WARNING" if name == "off" else "INFO"
-    os.environ["LOKI_BATCH_INTERVAL"] = "0.2"
-    return create_app({"TESTING": True, "DATABASE": str(workdir / "db.sqlite3"),
-                       "APP_LOG_FILE": str(workdir / f"{name}.log"), "INSTANCE_NAME": "bench",
-                       "LOG_LEVEL": os.environ["LOG_LEVEL"],
-                       "LOKI_URL": loki_url if name == "ship" else ""})
+def child(config: str, requests: int, loki_url: str, workdir: Path) -> float:
+    """Run ``requests`` requests after a warm-up; CPU seconds of those requests."""
+    from pcbuilder import create_app, loki_shipping
 
-
-def stop_shipping() -> None:
-    """Push what is left (the sender's CPU belongs to the measurement)."""
-    from pcbuilder import loki_shipping
-
-    shipper = loki_shipping.current()
-    if shipper is None:
-        return
-    if hasattr(shipper, "stop"):
-        try:
-            shipper.stop(timeout=30)
-        except TypeError:  # an older shipper's signature
-            shipper.stop()
-
-
-def cpu_per_request(workdir: Path, name: str, loki_url: str, requests: int) -> float:
-    app = make_app(workdir, name, loki_url)
+    level = "WARNING" if config == "off" else "INFO"
+    os.environ.update(LOG_LEVEL=level, LOKI_BATCH_INTERVAL="3600")
+    app = create_app({"TESTING": True, "DATABASE": str(workdir / "db.sqlite3"),
+                      "APP_LOG_FILE": str(workdir / f"{config}.log"), "INSTANCE_NAME": "bench",
+                      "LOG_LEVEL": level, "LOKI_URL": loki_url if config == "ship" else ""})
     client = app.test_client()
-    for _ in range(50):  # warm-up: imports, caches, the database
+    for _ in range(20):  # warm-up: imports, caches, the database
         client.get("/pc-builder-app/table")
     start = time.process_time()
     for _ in range(requests):
         assert client.get("/pc-builder-app/table").status_code == 200
-    stop_shipping()
-    return (time.process_time() - start) / requests * 1e6
+    shipper = loki_shipping.current()
+    if shipper is not None:  # push what is left: its CPU belongs to the requests
+        shipper.stop(timeout=60)
+    return time.process_time() - start
+
+
+# --- the parent -------------------------------------------------------------------------
+
+def instructions(config: str, requests: int, args, loki_url: str, workdir: Path) -> int:
+    out = workdir / f"callgrind.{config}.{requests}.out"
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+           sys.executable, __file__, "--child", config, "--requests", str(requests), str(requests),
+           "--service", str(args.service), "--loki-url", loki_url, "--workdir", str(workdir)]
+    env = {**os.environ, "LOKI_BATCH_SIZE": str(args.batch_size), "PYTHONHASHSEED": "0"}
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    totals = re.search(r"^(?:summary|totals):\s*(\d+)", out.read_text(), re.M)
+    return int(totals.group(1))
+
+
+def native_us_per_request(config: str, requests: int, args, loki_url: str, workdir: Path) -> float:
+    cmd = [sys.executable, __file__, "--child", config, "--requests", str(requests), str(requests),
+           "--service", str(args.service), "--loki-url", loki_url, "--workdir", str(workdir)]
+    env = {**os.environ, "LOKI_BATCH_SIZE": str(args.batch_size)}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return float(out.stdout.strip().splitlines()[-1]) / requests * 1e6
 
 
 def per_request(args) -> dict:
@@ -90,27 +104,34 @@ def per_request(args) -> dict:
     sink = subprocess.Popen([sys.executable, str(BENCH / "loki_sink.py"), str(sink_port)],
                             stdout=subprocess.DEVNULL)
     loki_url = f"http://127.0.0.1:{sink_port}/loki/api/v1/push"
-    results: dict[str, list[float]] = {"off": [], "file": [], "ship": []}
+    n1, n2 = args.requests
+    ir: dict[str, int] = {}
     try:
         time.sleep(0.5)
         with tempfile.TemporaryDirectory(prefix="log-cost-") as tmp:
-            for r in range(args.rounds):
-                for name in results:
-                    us = cpu_per_request(Path(tmp), name, loki_url, args.requests)
-                    results[name].append(us)
-                    print(f"round {r + 1}/{args.rounds} {name}: {us:.1f} us CPU/request",
-                          file=sys.stderr)
-            lines = {name: sum(1 for _ in open(Path(tmp) / f"{name}.log")) for name in ("file", "ship")}
+            for config in CONFIGS:
+                counts = [instructions(config, n, args, loki_url, Path(tmp)) for n in (n1, n2)]
+                ir[config] = round((counts[1] - counts[0]) / (n2 - n1))
+                print(f"{config}: {ir[config]:,} instructions/request", file=sys.stderr)
+            native = sorted(native_us_per_request("off", 1000, args, loki_url, Path(tmp))
+                            for _ in range(3))[1]
     finally:
         sink.terminate()
         sink.wait(10)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    total = args.rounds * (args.requests + 50)
-    return {"cpu_us_per_request": {k: round(v, 1) for k, v in med.items()},
-            "rounds": {k: [round(x, 1) for x in v] for k, v in results.items()},
-            "file_line_us_per_request": round(med["file"] - med["off"], 1),
-            "shipping_us_per_request": round(med["ship"] - med["file"], 1),
-            "lines_per_request": round(lines["file"] / total, 2)}
+    us_per_ir = native / ir["off"]
+    print(f"off natively: {native:.0f} us CPU/request -> {us_per_ir * 1e6:.1f} us per million"
+          " instructions", file=sys.stderr)
+    return {
+        "instructions_per_request": ir,
+        "file_line": {"instructions": ir["file"] - ir["off"],
+                      "us": round((ir["file"] - ir["off"]) * us_per_ir, 1),
+                      "share_of_request": round((ir["file"] - ir["off"]) / ir["off"], 4)},
+        "shipping": {"instructions": ir["ship"] - ir["file"],
+                     "us": round((ir["ship"] - ir["file"]) * us_per_ir, 1),
+                     "share_of_request": round((ir["ship"] - ir["file"]) / ir["off"], 4)},
+        "off_us_per_request_native": round(native, 1),
+        "requests": [n1, n2], "batch_size": args.batch_size,
+    }
 
 
 def per_line(repeat: int = 20000) -> dict:
@@ -135,31 +156,37 @@ def per_line(repeat: int = 20000) -> dict:
     for name, formatter in formatters.items():
         for _ in range(1000):
             formatter.format(record)
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(repeat):
             formatter.format(record)
-        out[name] = round((time.perf_counter() - start) / repeat * 1e6, 2)
+        out[name] = round((time.process_time() - start) / repeat * 1e6, 2)
         print(f"{name}: {out[name]} us/line", file=sys.stderr)
     return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--requests", type=int, default=2000)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--requests", type=int, nargs=2, default=[50, 250], metavar=("N1", "N2"))
+    p.add_argument("--batch-size", type=int, default=300)
     p.add_argument("--service", type=Path, default=ROOT / "service",
                    help="the service/ folder whose pcbuilder package is measured")
     p.add_argument("--output", type=Path)
+    p.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
+    p.add_argument("--loki-url", default="", help=argparse.SUPPRESS)
+    p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
-    sys.path.insert(0, str(args.service.resolve()))
+    args.service = args.service.resolve()
+    sys.path.insert(0, str(args.service))
     for name in ("LOKI_URL", "LOG_LEVEL"):
         os.environ.pop(name, None)
+    if args.child:
+        print(child(args.child, args.requests[0], args.loki_url, args.workdir))
+        return 0
     import pcbuilder
 
-    report = {"service": str(Path(pcbuilder.__file__).parent),
-              "per_request": per_request(args), "loadavg": os.getloadavg(),
-              "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if args.service.resolve() == (ROOT / "service").resolve():
+    report = {"service": str(Path(pcbuilder.__file__).parent), "per_request": per_request(args),
+              "loadavg": os.getloadavg(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if args.service == (ROOT / "service").resolve():
         report["per_line_us"] = per_line()  # this checkout's formatter only
     text = json.dumps(report, indent=2)
     print(text)
