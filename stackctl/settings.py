@@ -190,7 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
             " for the whole site (README \"Basic authentication\")", shown="unset (off)"),
     Setting("APP_INSTANCES", "2", whole(1, 32), "uWSGI instances (compose: APP_REPLICAS)"),
     Setting("UWSGI_PROCESSES", "2", whole(1, 64), "worker processes per instance"),
-    Setting("UWSGI_THREADS", "4", whole(1, 64), "threads per worker"),
+    Setting("UWSGI_THREADS", "1", whole(1, 64), "threads per worker"),
     Setting("LOG_DIR", str(VAR / "log"), path, "JSON log files", shown="./var/log"),
     Setting("DATA_DIR", str(VAR / "data"), path, "SQLite database, generated TLS pair",
             shown="./var/data"),
