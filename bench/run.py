@@ -99,6 +99,8 @@ def parse_args(argv):
                         "the share of the app's lines that reach it once it is back")
     p.add_argument("--outage-duration", type=parse_duration, default=parse_duration("30s"),
                    help="how long Loki hangs per round in scenario 4 (default 30s)")
+    p.add_argument("--outage-rounds", type=int, default=3,
+                   help="scenario 4 runs in the first N rounds only (default 3)")
     p.add_argument("--trace", action="store_true",
                    help="scenario 5: ./stack trace on one hour of logs at 100 requests/s "
                         "(bench/trace_files.py, ~0.5 GB in the temporary directory)")
@@ -167,22 +169,21 @@ class Bench:
                 run_wrk(url, self.args.warmup, self.args)
 
     def measure(self) -> None:
-        total = len(self.measurements) * self.args.rounds
-        n = 0
-        for rnd in range(1, self.args.rounds + 1):
-            for key, (server, path, label) in self.measurements.items():
-                n += 1
-                say(f"[{n}/{total}] {label} (round {rnd}) ...")
-                url = self.servers[server].base_url + path
-                if key == "outage_hang_table":
-                    r = self.while_loki_hangs(url)
-                else:
-                    seconds = self.args.outage_duration if key == "outage_up_table" else self.args.duration
-                    r = run_wrk(url, seconds, self.args)
-                r["round"] = rnd
-                self.runs[key].append(r)
-                say(f"        {r['requests_per_s']:.0f} req/s, p50 {r['latency_ms']['p50']:.1f} ms, "
-                    f"p99 {r['latency_ms']['p99']:.1f} ms" + (f", {r['failed']} FAILED" if r["failed"] else ""))
+        plan = [(rnd, key) for rnd in range(1, self.args.rounds + 1) for key in self.measurements
+                if key not in OUTAGE or rnd <= self.args.outage_rounds]
+        for n, (rnd, key) in enumerate(plan, 1):
+            server, path, label = self.measurements[key]
+            say(f"[{n}/{len(plan)}] {label} (round {rnd}) ...")
+            url = self.servers[server].base_url + path
+            if key == "outage_hang_table":
+                r = self.while_loki_hangs(url)
+            else:
+                seconds = self.args.outage_duration if key == "outage_up_table" else self.args.duration
+                r = run_wrk(url, seconds, self.args)
+            r["round"] = rnd
+            self.runs[key].append(r)
+            say(f"        {r['requests_per_s']:.0f} req/s, p50 {r['latency_ms']['p50']:.1f} ms, "
+                f"p99 {r['latency_ms']['p99']:.1f} ms" + (f", {r['failed']} FAILED" if r["failed"] else ""))
 
     def while_loki_hangs(self, url: str) -> dict:
         """wrk while the outage sink hangs; uWSGI workers' RSS sampled meanwhile."""
