@@ -238,6 +238,7 @@ def model(bench: dict, volume: dict, chart: dict, limits: dict) -> dict:
     return {"per_request": per_req, "per_core_rps": per_core, "pod_rps_at_target": pod_rps_at_target,
             "pod_cores": pod_cores, "rows": rows, "bench_run": bench["started_at"],
             "bench_machine": bench["machine"], "bench_rps": full["median_requests_per_s"],
+            "bench_rounds": full["runs"],
             "bench_app_lines_per_request": _bench_app_lines(bench),
             "bench_static_rps": bench["summary"].get("full_static", {}).get("median_requests_per_s"),
             # requests/s one NGINX pod may carry before its stream hits per_stream_rate_limit
@@ -288,9 +289,11 @@ def render(m: dict, chart: dict, limits: dict) -> str:
         "NGINX → uWSGI → the app, one catalog query). Inputs, both measured:",
         "",
         f"- **throughput**: `bench/results/latest.json`, run of {m['bench_run']}: the full stack served "
-        f"{_fmt(m['bench_rps'], 0)} requests/s (median of 3 rounds) on {m['bench_machine']['nproc']} "
+        f"{_fmt(m['bench_rps'], 0)} requests/s (median of {m['bench_rounds']} rounds) on {m['bench_machine']['nproc']} "
         f"{m['bench_machine']['cpu_model']} cores that also ran NGINX and the load generator, so "
-        f"**{_fmt(m['per_core_rps'], 0)} requests/s per core** is a floor for the app alone;",
+        f"**{_fmt(m['per_core_rps'], 0)} requests/s per core** is a floor for the app alone (this "
+        "shared machine's speed varies from run to run: the same code measured 1.4 to 2.2× this "
+        "on quieter runs earlier the same day, so the pod counts below err on the safe side);",
         f"- **log volume**: `bench/results/log_volume.json`, measured {m['volume_run']} "
         f"(`deploy/capacity.py --measure`): the lines a real stack (`./stack up -d`) wrote for "
         f"{m['volume_requests']:,} requests of the same page, sent with a browser's User-Agent and "
