@@ -59,6 +59,9 @@ BREAKDOWN = {
     "noloki_table": ("noloki", TABLE, "JSON logs at 3 layers, no Loki /table"),
     "edge_table": ("edge", TABLE, "NGINX+uWSGI JSON logs only /table"),
 }
+# --concurrency: the full stack with other uWSGI processes x threads per instance (decision
+# 3 in bench/README.md; measured, reported, not compared). The default (p2t1) is full_table.
+CONCURRENCY = {"p1t1": (1, 1), "p3t1": (3, 1), "p2t2": (2, 2), "p2t4": (2, 4), "p1t4": (1, 4)}
 # --outage: the same stack measured with its Loki up and hanging, --outage-duration each.
 OUTAGE = {
     "outage_up_table": ("outage", TABLE, "full observability, Loki up /table"),
@@ -93,6 +96,9 @@ def parse_args(argv):
     p.add_argument("--breakdown", action="store_true",
                    help="also measure /table with JSON logs but no Loki shipping, and with only "
                         "NGINX+uWSGI logs (shows where scenario 1's cost goes)")
+    p.add_argument("--concurrency", action="store_true",
+                   help="also measure /table with other uWSGI processes x threads per instance "
+                        "(" + ", ".join(CONCURRENCY) + "; the default is 2 x 1)")
     p.add_argument("--outage", action="store_true",
                    help="scenario 4: per round, /table with the app's Loki up, then hanging (accepts, "
                         "never answers), --outage-duration each; uWSGI memory while it hangs, and "
@@ -142,6 +148,13 @@ class Bench:
             self.servers["edge"] = StackServer("edge", self.workdir, {"LOG_LEVEL": "WARNING"})
             self.measurements = {"full_table": MEASUREMENTS["full_table"], **BREAKDOWN,
                                  **{k: v for k, v in MEASUREMENTS.items() if k != "full_table"}}
+        if args.concurrency:
+            for name, (processes, threads) in CONCURRENCY.items():
+                self.servers[name] = StackServer(name, self.workdir, {
+                    "LOKI_URL": self.sink.push_url, "LOG_LEVEL": "INFO",
+                    "UWSGI_PROCESSES": str(processes), "UWSGI_THREADS": str(threads)})
+                self.measurements[f"{name}_table"] = (
+                    name, TABLE, f"full observability, {processes} processes x {threads} threads /table")
         if args.outage:
             self.servers["outage"] = StackServer("outage", self.workdir, {
                 "LOKI_URL": self.outage_sink.push_url, "LOG_LEVEL": "INFO"})
@@ -255,7 +268,8 @@ class Bench:
                          "connections": args.connections, "threads": args.threads,
                          "timeout": args.timeout, "rounds": args.rounds,
                          "outage_duration_s": args.outage_duration if args.outage else None,
-                         "order": list(self.measurements), "breakdown": args.breakdown},
+                         "order": list(self.measurements), "breakdown": args.breakdown,
+                         "concurrency": args.concurrency},
             "servers": {name: {"env": getattr(s, "settings", {})} for name, s in self.servers.items()},
             "measurements": {k: {"server": s, "path": p, "label": l}
                              for k, (s, p, l) in self.measurements.items()},
