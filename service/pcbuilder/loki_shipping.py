@@ -47,7 +47,6 @@ from dataclasses import dataclass
 
 from .loki_backlog import Backlog
 from .loki_sender import REPORT_LOGGER, Sender
-
 from .loki_url import push_url
 
 SERVICE_NAME = "pc-builder"
