@@ -19,15 +19,6 @@ pytestmark = pytest.mark.integration
 API_ERROR_KEYS = {"error", "detail", "request_id"}
 
 
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory):
-    running = start_stack(tmp_path_factory.mktemp("edge"))
-    try:
-        yield running
-    finally:
-        stop_stack(running)
-
-
 def split(response: bytes) -> tuple[int, dict, bytes]:
     head, _, body = response.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -62,9 +53,9 @@ API_ERRORS = [  # (name, raw request, status NGINX answers)
 
 
 @pytest.mark.parametrize("name,make,status", API_ERRORS, ids=[e[0] for e in API_ERRORS])
-def test_errors_nginx_answers_under_the_api_prefix_are_json_with_the_request_id(edge, name, make, status):
+def test_errors_nginx_answers_under_the_api_prefix_are_json_with_the_request_id(stack, name, make, status):
     sent_id = rid()
-    got, headers, body = split(send_raw(edge.port, make(sent_id)))
+    got, headers, body = split(send_raw(stack.port, make(sent_id)))
     assert got == status
     assert headers["content-type"] == "application/json"
     payload = json.loads(body)
@@ -75,9 +66,9 @@ def test_errors_nginx_answers_under_the_api_prefix_are_json_with_the_request_id(
         assert payload["request_id"] == sent_id.decode()
 
 
-def test_a_rate_limited_api_request_gets_the_same_json_shape(edge):
+def test_a_rate_limited_api_request_gets_the_same_json_shape(stack):
     beacon = b'{"request_id":"x"}'
-    answers = [split(send_raw(edge.port, req(b"POST /pc-builder-app/api/timing HTTP/1.1",
+    answers = [split(send_raw(stack.port, req(b"POST /pc-builder-app/api/timing HTTP/1.1",
                                               b"Content-Type: application/json",
                                               b"Content-Length: %d" % len(beacon), body=beacon)))
                for _ in range(40)]
@@ -100,28 +91,28 @@ HTML_ERRORS = [
 
 
 @pytest.mark.parametrize("name,raw,status", HTML_ERRORS, ids=[e[0] for e in HTML_ERRORS])
-def test_errors_nginx_answers_elsewhere_are_html_pages_with_the_request_id(edge, name, raw, status):
-    got, headers, body = split(send_raw(edge.port, raw))
+def test_errors_nginx_answers_elsewhere_are_html_pages_with_the_request_id(stack, name, raw, status):
+    got, headers, body = split(send_raw(stack.port, raw))
     assert got == status
     assert headers["content-type"].startswith("text/html")
     assert f"<code>{headers['x-request-id']}</code>".encode() in body
     assert b"<title>%d " % status in body
 
 
-def test_an_error_page_keeps_the_method_the_client_sent_in_the_log(edge):
+def test_an_error_page_keeps_the_method_the_client_sent_in_the_log(stack):
     sent_id = rid()
-    send_raw(edge.port, req(b"POST /pc-builder-app/api/builds HTTP/1.1", b"X-Request-ID: " + sent_id,
+    send_raw(stack.port, req(b"POST /pc-builder-app/api/builds HTTP/1.1", b"X-Request-ID: " + sent_id,
                             b"Content-Length: %d" % (BODY_MAX + 1), body=b"x" * (BODY_MAX + 1)))
-    line = edge.wait_for(lambda: [r for r in edge.records("nginx") if r["request_id"] == sent_id.decode()],
+    line = stack.wait_for(lambda: [r for r in stack.records("nginx") if r["request_id"] == sent_id.decode()],
                          what="nginx line")[0]
     assert (line["method"], line["status"], line["upstream_addr"]) == ("POST", 413, "")
 
 
 @pytest.mark.parametrize("target,location", [(b"/", b"/pc-builder-app/main"),
                                              (b"/pc-builder-app", b"/pc-builder-app/")])
-def test_nginx_redirects_never_name_the_clients_host(edge, target, location):
+def test_nginx_redirects_never_name_the_clients_host(stack, target, location):
     raw = req(b"GET " + target + b" HTTP/1.1", b"Host: evil.example", host=False)
-    status, headers, _ = split(send_raw(edge.port, raw))
+    status, headers, _ = split(send_raw(stack.port, raw))
     assert status in (301, 302) and headers["location"] == location.decode()
 
 
@@ -131,19 +122,19 @@ def _supervisorctl(stack, *args: str) -> None:
                    timeout=60)
 
 
-def test_with_no_instance_answering_the_api_gets_json_502_and_pages_html(edge):
+def test_with_no_instance_answering_the_api_gets_json_502_and_pages_html(stack):
     """Runs last in this module: stops every uWSGI instance, then starts them again."""
-    _supervisorctl(edge, "stop", *(f"app{i}" for i in (1, 2)))
+    _supervisorctl(stack, "stop", *(f"app{i}" for i in (1, 2)))
     try:
-        status, headers, body = split(send_raw(edge.port, get(b"/pc-builder-app/api/components/1")))
+        status, headers, body = split(send_raw(stack.port, get(b"/pc-builder-app/api/components/1")))
         assert status == 502 and headers["content-type"] == "application/json"
         assert json.loads(body)["request_id"] == headers["x-request-id"]
-        status, headers, body = split(send_raw(edge.port, get(b"/pc-builder-app/main")))
+        status, headers, body = split(send_raw(stack.port, get(b"/pc-builder-app/main")))
         assert status == 502 and headers["content-type"].startswith("text/html")
         assert headers["x-request-id"].encode() in body
     finally:
-        _supervisorctl(edge, "start", *(f"app{i}" for i in (1, 2)))
-    edge.wait_for(lambda: edge.request("/pc-builder-app/readyz").status == 200, timeout=30, what="ready again")
+        _supervisorctl(stack, "start", *(f"app{i}" for i in (1, 2)))
+    stack.wait_for(lambda: stack.request("/pc-builder-app/readyz").status == 200, timeout=30, what="ready again")
 
 
 def test_https_redirect_goes_only_to_the_configured_server_names(tmp_path):
