@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import threading
 import time
 
@@ -66,3 +68,47 @@ def test_down_during_load_lets_in_flight_requests_finish(tmp_path):
             json.loads(line)
     served = {json.loads(l)["request_id"] for l in (stack.log_dir / "nginx" / "access.log").read_bytes().splitlines()}
     assert sum(1 for rid in served if rid.startswith("drain-")) == len(responses)
+
+
+def test_a_stopping_instance_refuses_at_once_so_no_request_waits_on_it(tmp_path):
+    """One uWSGI instance stops (SIGTERM, as `docker stop` sends) under sequential load.
+    From its first moment it refuses connections (uwsgi.ini shutdown-sockets) and NGINX
+    passes each refused request to the other instance at once. Without it, a connection
+    NGINX opened meanwhile sat in the stopping instance's listen queue until the master
+    exited, about a second later, and was then reset (unbit/uwsgi#2693)."""
+    stack = start_stack(tmp_path)
+    try:
+        victim = next(p for p in stack.status()["processes"] if p.get("role") == "uwsgi")
+        socket = victim["socket"]
+        outcomes, stop = [], threading.Event()
+
+        def sequential():
+            n = 0
+            while not stop.is_set():
+                n += 1
+                rid = f"stop-one-{n:05d}"
+                outcomes.append((rid, stack.request("/pc-builder-app/healthz", headers={"X-Request-ID": rid}).status))
+
+        loader = threading.Thread(target=sequential)
+        loader.start()
+        try:
+            stack.wait_for(lambda: len(outcomes) >= 50, 30, "load before the stop")
+            os.kill(victim["pid"], signal.SIGTERM)
+            stack.wait_for(lambda: stack.records("uwsgi", victim["name"])
+                           and any(r.get("msg") == "goodbye to uWSGI." for r in stack.records("uwsgi", victim["name"])),
+                           30, "the instance's graceful exit")
+            count = len(outcomes)
+            stack.wait_for(lambda: len(outcomes) >= count + 50, 30, "load after the stop")
+        finally:
+            stop.set()
+            loader.join()
+        assert [o for o in outcomes if o[1] != 200] == []
+        ids = {rid for rid, _ in outcomes}
+        lines = [r for r in stack.records("nginx") if r.get("request_id") in ids]
+        met = [r for r in lines if f"unix:{socket}, " in r["upstream_addr"]]
+        assert met, "no request met the stopping instance: the test proved nothing"
+        for r in met:  # refused (502) at once, then answered by the other instance
+            first_status, first_time = r["upstream_status"].split(", ")[0], r["upstream_response_time"].split(", ")[0]
+            assert first_status == "502" and float(first_time) < 0.5 and r["upstream_status"].endswith("200"), r
+    finally:
+        stop_stack(stack)
