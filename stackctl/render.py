@@ -57,8 +57,7 @@ def nginx_values(s: Settings) -> dict[str, str]:
         "BASIC_AUTH_FILE": str(s.basic_auth_file or "off"),
         "BASIC_AUTH_USER_FILE": str(s.basic_auth_file or os.devnull),
         "UPSTREAM_SERVERS": upstreams,
-        # requests go to the group of unix sockets above, so the resolver is never asked
-        "UWSGI_BACKEND": "pcbuilder_app",
+        # the unix sockets above are fixed, so the resolver is never asked
         "NGINX_RESOLVER": "127.0.0.1",
         "NGINX_PID": str(s.run_dir / "nginx.pid"),
         "NGINX_TEMP": str(s.run_dir / "nginx-temp"),

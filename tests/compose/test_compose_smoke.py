@@ -3,7 +3,7 @@ API, driven by the Compose v2 binary, with the project's Dockerfiles and compose
 
 What stands in for what (tests/compose/engine.py, README "The compose smoke test"): the
 base images are built locally from Debian packages (Python 3.11.2 for
-python:3.11.14-slim-bookworm, NGINX 1.22 for nginx:1.27.5-alpine); `loki` is the test's
+python:3.11.14-slim-bookworm, Debian unstable's NGINX 1.30 for nginx:1.27.5-alpine); `loki` is the test's
 push endpoint stand-in, not Loki; Alloy and Grafana are not started, so NGINX's and
 uWSGI's lines are checked in the `logs` volume, the app's also at the push endpoint.
 
@@ -248,6 +248,36 @@ def nginx_lines(stack: Stack, ids) -> list[dict]:
             if r.get("event") == "nginx.access" and r.get("request_id") in wanted]
 
 
+def load_lines(stack: Stack, outcomes: list) -> list[dict]:
+    """NGINX's line of every request of a load, once all are written."""
+    return wait_until(lambda: (lambda got: got if len(got) == len(outcomes) else None)(
+        nginx_lines(stack, [rid for rid, _ in outcomes])), 30, "NGINX lines of the load")
+
+
+def attempts_on(lines: list[dict], ip: str) -> list[tuple[dict, str, float]]:
+    """Each failed attempt NGINX made on the replica at ``ip``: (line, its status, its time).
+    NGINX lists one entry per attempt in upstream_addr/_status/_response_time."""
+    found = []
+    for r in lines:
+        tries = zip(r["upstream_addr"].split(", "), r["upstream_status"].split(", "),
+                    r["upstream_response_time"].split(", "))
+        found += [(r, status, float(took)) for addr, status, took in tries
+                  if addr.startswith(ip + ":") and status != "200"]
+    return found
+
+
+def assert_none_waited(failed_attempts: list[tuple[dict, str, float]]) -> None:
+    """A stopping replica refuses at once (uwsgi.ini shutdown-sockets) and NGINX then takes
+    it out of rotation before it is gone (nginx.conf.template, step 3). What this rules out:
+    an attempt that timed out (504: uwsgi_connect_timeout, 2 s, on a vanished address) or
+    that waited for an answer that never came (a connection queued in a stopping uWSGI,
+    reset about a second later). A refused attempt takes a millisecond; 0.5 s leaves room
+    for a slow machine while staying far from both waits."""
+    waited = [(r["request_id"], status, took) for r, status, took in failed_attempts
+              if status == "504" or took >= 0.5]
+    assert waited == [], waited
+
+
 def uwsgi_instances_serving(stack: Stack, ids) -> set[str]:
     wanted = set(ids)
     return {r["instance"] for r in stack.records(LAYERS["uwsgi"][0])[0]
@@ -296,7 +326,7 @@ def test_scale_up_new_replica_gets_traffic_without_restarting_nginx(stack):
     assert nginx_after["State"]["Pid"] == nginx_before["State"]["Pid"]
 
 
-def test_scale_down_fails_no_request_and_traffic_leaves_the_removed_replica(stack, request):
+def test_scale_down_fails_no_request_waits_on_none_and_traffic_leaves_the_removed_replica(stack, request):
     removed = stack.containers("app")[-1]
     removed_ip = next(iter(stack.inspect(removed["Id"])["NetworkSettings"]["Networks"].values()))["IPAddress"]
     stop, outcomes = threading.Event(), []
@@ -314,14 +344,16 @@ def test_scale_down_fails_no_request_and_traffic_leaves_the_removed_replica(stac
     assert len(stack.containers("app")) == 2
     failed = [o for o in outcomes if o[1] != 200]
     assert failed == [], explain(stack, failed)
-    lines = wait_until(lambda: (lambda got: got if len(got) == len(outcomes) else None)(
-        nginx_lines(stack, [rid for rid, _ in outcomes])), 30, "NGINX lines of the load")
+    lines = load_lines(stack, outcomes)
     lines.sort(key=lambda r: r["request_id"])
     on_removed = [r for r in lines if removed_ip + ":" in r["upstream_addr"]]
     retried = [r for r in on_removed if "," in r["upstream_status"]]
     # a request that met the stopping replica was passed on to a live one ...
     for r in retried:
         assert r["upstream_status"].endswith("200") and removed_ip not in r["upstream_addr"].split(", ")[-1], r
+    # ... without waiting on it ...
+    failed_attempts = attempts_on(lines, removed_ip)
+    assert_none_waited(failed_attempts)
     # ... and once the replica is gone and NGINX has re-resolved, none goes there
     assert not [r for r in lines[-100:] if removed_ip + ":" in r["upstream_addr"]]
     say(request.config, f"scale-down: {len(lines)} sequential requests, {len(retried)} met the"
@@ -329,8 +361,9 @@ def test_scale_down_fails_no_request_and_traffic_leaves_the_removed_replica(stac
                             f"{r['upstream_status']} in {r['request_time']} s" for r in retried))
 
 
-def test_stopping_one_replica_under_sequential_load_fails_no_request(stack):
+def test_stopping_one_replica_under_sequential_load_fails_and_delays_no_request(stack, request):
     victim = stack.containers("app")[0]
+    victim_ip = next(iter(stack.inspect(victim["Id"])["NetworkSettings"]["Networks"].values()))["IPAddress"]
     stop, outcomes = threading.Event(), []
     loader = threading.Thread(target=load, args=(stack, "stop-one", stop, outcomes))
     loader.start()
@@ -345,6 +378,12 @@ def test_stopping_one_replica_under_sequential_load_fails_no_request(stack):
         loader.join()
     failed = [o for o in outcomes if o[1] != 200]
     assert failed == [], explain(stack, failed)
+    lines = load_lines(stack, outcomes)
+    failed_attempts = attempts_on(lines, victim_ip)
+    assert_none_waited(failed_attempts)
+    say(request.config, f"stop-one: {len(lines)} sequential requests, {len(failed_attempts)} met the"
+                        " stopping replica and were retried: " + "; ".join(
+                            f"{r['upstream_status']} in {r['request_time']} s" for r, _, _ in failed_attempts))
     state = stack.inspect(victim["Id"])["State"]
     assert state["ExitCode"] == 0 and not state.get("OOMKilled"), state  # 137 would be a kill
     host = stack.inspect(victim["Id"])["Config"]["Hostname"]

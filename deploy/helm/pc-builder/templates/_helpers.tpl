@@ -94,10 +94,8 @@ BASIC_AUTH_USER_FILE: "/dev/null"
 # One Service address: kube-proxy spreads the connections over the app pods (NGINX never
 # marks a group's only server down).
 UPSTREAM_SERVERS: {{ printf "server %s:3031;" (include "pcb.appService" .) | quote }}
-# Requests go to that group (the Service's one stable address), so NGINX resolves nothing
-# at run time and the resolver is never asked (compose re-resolves its replicas instead:
-# nginx.conf.template, "Where requests go").
-UWSGI_BACKEND: "pcbuilder_app"
+# The Service's address is stable, so NGINX resolves nothing at run time and the resolver
+# is never asked (compose re-resolves its replicas instead: nginx.conf.template, step 3).
 NGINX_RESOLVER: "127.0.0.1"
 NGINX_PID: {{ printf "%s/nginx.pid" $p.tmp | quote }}
 NGINX_TEMP: {{ $p.tmp | quote }}
