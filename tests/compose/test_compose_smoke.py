@@ -32,6 +32,7 @@ import pytest
 from stackctl import tools
 from tests.compose.engine import EngineUnavailable, Podman, ensure_standin_images
 from tests.stack_runner import UWSGI_OWN_LINE, free_port
+from tests.upstream_attempts import assert_none_waited, failed_attempts
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.compose]
@@ -254,30 +255,6 @@ def load_lines(stack: Stack, outcomes: list) -> list[dict]:
         nginx_lines(stack, [rid for rid, _ in outcomes])), 30, "NGINX lines of the load")
 
 
-def attempts_on(lines: list[dict], ip: str) -> list[tuple[dict, str, float]]:
-    """Each failed attempt NGINX made on the replica at ``ip``: (line, its status, its time).
-    NGINX lists one entry per attempt in upstream_addr/_status/_response_time."""
-    found = []
-    for r in lines:
-        tries = zip(r["upstream_addr"].split(", "), r["upstream_status"].split(", "),
-                    r["upstream_response_time"].split(", "))
-        found += [(r, status, float(took)) for addr, status, took in tries
-                  if addr.startswith(ip + ":") and status != "200"]
-    return found
-
-
-def assert_none_waited(failed_attempts: list[tuple[dict, str, float]]) -> None:
-    """A stopping replica refuses at once (uwsgi.ini shutdown-sockets) and NGINX then takes
-    it out of rotation before it is gone (nginx.conf.template, step 3). What this rules out:
-    an attempt that timed out (504: uwsgi_connect_timeout, 2 s, on a vanished address) or
-    that waited for an answer that never came (a connection queued in a stopping uWSGI,
-    reset about a second later). A refused attempt takes a millisecond; 0.5 s leaves room
-    for a slow machine while staying far from both waits."""
-    waited = [(r["request_id"], status, took) for r, status, took in failed_attempts
-              if status == "504" or took >= 0.5]
-    assert waited == [], waited
-
-
 def uwsgi_instances_serving(stack: Stack, ids) -> set[str]:
     wanted = set(ids)
     return {r["instance"] for r in stack.records(LAYERS["uwsgi"][0])[0]
@@ -352,8 +329,7 @@ def test_scale_down_fails_no_request_waits_on_none_and_traffic_leaves_the_remove
     for r in retried:
         assert r["upstream_status"].endswith("200") and removed_ip not in r["upstream_addr"].split(", ")[-1], r
     # ... without waiting on it ...
-    failed_attempts = attempts_on(lines, removed_ip)
-    assert_none_waited(failed_attempts)
+    assert_none_waited(failed_attempts(lines, lambda addr: addr.startswith(removed_ip + ":")))
     # ... and once the replica is gone and NGINX has re-resolved, none goes there
     assert not [r for r in lines[-100:] if removed_ip + ":" in r["upstream_addr"]]
     say(request.config, f"scale-down: {len(lines)} sequential requests, {len(retried)} met the"
@@ -379,11 +355,11 @@ def test_stopping_one_replica_under_sequential_load_fails_and_delays_no_request(
     failed = [o for o in outcomes if o[1] != 200]
     assert failed == [], explain(stack, failed)
     lines = load_lines(stack, outcomes)
-    failed_attempts = attempts_on(lines, victim_ip)
-    assert_none_waited(failed_attempts)
-    say(request.config, f"stop-one: {len(lines)} sequential requests, {len(failed_attempts)} met the"
+    met = failed_attempts(lines, lambda addr: addr.startswith(victim_ip + ":"))
+    assert_none_waited(met)
+    say(request.config, f"stop-one: {len(lines)} sequential requests, {len(met)} met the"
                         " stopping replica and were retried: " + "; ".join(
-                            f"{r['upstream_status']} in {r['request_time']} s" for r, _, _ in failed_attempts))
+                            f"{r['upstream_status']} in {r['request_time']} s" for r, _, _ in met))
     state = stack.inspect(victim["Id"])["State"]
     assert state["ExitCode"] == 0 and not state.get("OOMKilled"), state  # 137 would be a kill
     host = stack.inspect(victim["Id"])["Config"]["Hostname"]
