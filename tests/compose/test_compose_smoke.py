@@ -3,8 +3,8 @@ API, driven by the Compose v2 binary, with the project's Dockerfiles and compose
 
 What stands in for what (tests/compose/engine.py, README "The compose smoke test"): the
 base images are built locally from Debian packages (Python 3.11.2 for
-python:3.11.14-slim-bookworm, Debian unstable's NGINX 1.30 for nginx:1.27.5-alpine); `loki` is the test's
-push endpoint stand-in, not Loki; Alloy and Grafana are not started, so NGINX's and
+python:3.11.14-slim-bookworm, Debian unstable's NGINX 1.30 for nginx:1.27.5-alpine);
+`loki` is the test's push endpoint stand-in, not Loki; Alloy and Grafana are not started, so NGINX's and
 uWSGI's lines are checked in the `logs` volume, the app's also at the push endpoint.
 
 The tests run in order on one compose project and share it: pages, scale up, scale down,
