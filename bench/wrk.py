@@ -5,7 +5,6 @@ import argparse
 import json
 import re
 import subprocess
-from pathlib import Path
 
 from servers import BENCH, tools
 

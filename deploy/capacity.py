@@ -131,7 +131,7 @@ def measure_files(log_dir: Path, requests: int, since_ns: int = 0) -> dict:
 def measure(requests: int, workers: int = 8) -> dict:
     """Start a real stack on free ports, send `requests` GETs of PAGE, measure its files."""
     sys.path.insert(0, str(ROOT))
-    from tests.stack_runner import start_stack, stop_stack
+    from tests.support.stack import start_stack, stop_stack
 
     base = Path(tempfile.mkdtemp(prefix="pcb-capacity-"))
     stack = start_stack(base)
@@ -160,7 +160,7 @@ def measure(requests: int, workers: int = 8) -> dict:
         stop_stack(stack)
     result.update(measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), page=PAGE,
                   headers=HEADERS, concurrency=workers,
-                  how="./stack up -d on free ports (tests/stack_runner.py), default settings "
+                  how="./stack up -d on free ports (tests/support/stack.py), default settings "
                       "(LOG_LEVEL=INFO, 2 instances); only the lines written from the first request on")
     return result
 

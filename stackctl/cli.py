@@ -16,27 +16,16 @@ import urllib.request
 import xmlrpc.client
 from pathlib import Path
 
-# service/ is on sys.path (see __init__); no Flask is loaded by this: see create_app
+# small modules of the app's package; no Flask is loaded by this (see create_app)
 from pcbuilder.healthcheck import check as uwsgi_check
 from pcbuilder.loki_url import query_base, redacted
 
-from . import logfiles, render, settings, tools
+from . import k8s, logfiles, render, settings, tools
+from .console import StackError, say, warn
 from .settings import Settings, SettingsError
 from .supervisor_client import processes, proxy, supervisord_pid
 
 READY_PATH = "/pc-builder-app/readyz"
-
-
-class StackError(Exception):
-    """Printed as ``stack: <message>`` with exit code 1."""
-
-
-def say(message: str) -> None:
-    print(f"stack: {message}", flush=True)
-
-
-def warn(message: str) -> None:
-    print(f"stack: {message}", file=sys.stderr, flush=True)
 
 
 # --- up -------------------------------------------------------------------------------
@@ -52,21 +41,33 @@ def _preflight(s: Settings) -> None:
     if not Path(s.uwsgi_bin).exists():
         raise StackError(f"uwsgi not found at {s.uwsgi_bin}: pip install -r requirements.txt"
                          " or set UWSGI_BIN")
+    for name, binary, used in (("LOKI_BIN", s.loki_bin, s.runs_loki),
+                               ("ALLOY_BIN", s.alloy_bin, s.ships_with_alloy)):
+        if used and not Path(binary).is_file():
+            raise StackError(f"{name}={binary} is not there: give the program's path, or off")
     longest = str(s.socket_path(s.instances[-1]))
     if len(longest.encode()) > 100:
         raise StackError(f"RUN_DIR is too long for a unix socket path ({longest}); use a shorter one")
-    if s.http_port == s.https_port:
-        raise StackError(f"HTTP_PORT and HTTPS_PORT are both {s.http_port}; pick two ports")
-    for port, name in ((s.http_port, "HTTP_PORT"), (s.https_port, "HTTPS_PORT")):
+    ports = [(s.http_addr, s.http_port, "HTTP_PORT"), (s.http_addr, s.https_port, "HTTPS_PORT")]
+    if s.runs_loki:
+        ports += [("127.0.0.1", s.loki_port, "LOKI_PORT"), ("127.0.0.1", s.loki_grpc_port, "LOKI_GRPC_PORT")]
+    if s.ships_with_alloy:
+        ports.append(("127.0.0.1", s.alloy_port, "ALLOY_PORT"))
+    by_port: dict[int, str] = {}
+    for _addr, port, name in ports:
+        if port in by_port:
+            raise StackError(f"{by_port[port]} and {name} are both {port}; pick two ports")
+        by_port[port] = name
+    for addr, port, name in ports:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                probe.bind((s.http_addr, port))
+                probe.bind((addr, port))
             except OSError as exc:
                 if exc.errno == errno.EADDRNOTAVAIL:
                     raise StackError(f"HTTP_ADDR={s.http_addr} is not an address of this machine"
                                      " (127.0.0.1: this machine only; 0.0.0.0: every interface)") from None
-                raise StackError(f"cannot use {s.http_addr}:{port} ({exc.strerror});"
+                raise StackError(f"cannot use {addr}:{port} ({exc.strerror});"
                                  f" is something else listening? set {name}") from None
 
 
@@ -117,7 +118,7 @@ def _check_loki(s: Settings) -> None:
     """A warning, never a refusal: the app keeps serving and logging locally without Loki."""
     from . import loki  # requests: loaded only by the commands that talk to Loki
 
-    ok, line = loki.readiness(s.loki_url)
+    ok, line = loki.readiness(s.loki_target)
     if ok:
         say(line)
     else:
@@ -161,6 +162,26 @@ def _get(url: str, timeout: float = 2.0) -> int:
 FAILED_STATES = ("FATAL", "BACKOFF", "EXITED")
 
 
+def _say_log_path(s: Settings) -> None:
+    """One line on where the lines go beyond the local files, and what is missing for more."""
+    where = redacted(query_base(s.loki_target))
+    if s.runs_loki:
+        say(f"starting Loki ({s.loki_bin}) at {where}, data in {s.data_dir / 'loki'}")
+    if not s.loki_target:
+        why = "LOKI_BIN=off" if "LOKI_BIN" in s.provided else "no Loki binary (LOKI_BIN, .tools/bin/loki)"
+        say(f"{why}: the lines stay in the local files; for Loki and Alloy see docs/logs.md")
+    elif not s.ships_with_alloy:
+        say(f"the app ships to Loki at {where}; no Alloy binary (ALLOY_BIN, .tools/bin/alloy), so"
+            " NGINX's, uWSGI's and the browser's lines stay in the local files only")
+    else:
+        say(f"the app ships to Loki at {where}; Alloy ({s.alloy_bin}) ships NGINX's, uWSGI's and"
+            " the browser's lines")
+
+
+def _loki_ready(s: Settings) -> bool:
+    return _get(f"http://127.0.0.1:{s.loki_port}/ready") == 200
+
+
 def _explain_failure(s: Settings, program: dict) -> str:
     name = program["name"]
     lines = [f"{name} is {program['statename']}: {program.get('spawnerr') or program.get('description')}"]
@@ -184,9 +205,7 @@ def start(s: Settings) -> None:
     if s.loki_url:
         _check_loki(s)
     say(f"starting nginx and {s.app_instances} uWSGI instance(s); logs in {s.log_dir}")
-    if s.loki_url and not s.ships_with_alloy:
-        say(f"the app ships to Loki at {redacted(query_base(s.loki_url))}; no `alloy` on PATH, so NGINX"
-            " and uWSGI lines stay in the local files only")
+    _say_log_path(s)
     conf = s.run_dir / "supervisord.conf"
     # uWSGI reads every UWSGI_<NAME> variable as its option <name>: ./stack's own UWSGI_BIN
     # (which uwsgi binary to run) must not reach it, or strict mode refuses "bin".
@@ -210,7 +229,7 @@ def start(s: Settings) -> None:
             raise StackError("the stack failed to start:\n" + message)
         # supervisord calls a program RUNNING once it has stayed up for its startsecs
         all_running = bool(programs) and all(p["statename"] == "RUNNING" for p in programs)
-        if all_running and _get(url) == 200:
+        if all_running and _get(url) == 200 and (not s.runs_loki or _loki_ready(s)):
             say(f"ready: {s.base_url}/pc-builder-app/main")
             return
         time.sleep(0.5)
@@ -285,8 +304,12 @@ def cmd_reload(s: Settings, _args) -> int:
     return 0
 
 
+#: supervisord programs that are not uWSGI instances
+HELPERS = ("nginx", "loki", "alloy", "logrotate")
+
+
 def _is_instance(program: str) -> bool:
-    return program not in ("nginx", "alloy", "logrotate")
+    return program not in HELPERS
 
 
 # --- status ---------------------------------------------------------------------------
@@ -303,7 +326,14 @@ def status_report(s: Settings) -> dict:
         if info["name"] == "nginx":
             code = _get(s.base_url + READY_PATH)
             entry.update(role="nginx", health="ready" if code == 200 else f"readyz answered {code or 'nothing'}")
-        elif info["name"] in ("alloy", "logrotate"):
+        elif info["name"] == "loki":
+            code = _get(f"http://127.0.0.1:{s.loki_port}/ready")
+            entry.update(role="loki", url=f"http://127.0.0.1:{s.loki_port}",
+                         health="ready" if code == 200 else f"/ready answered {code or 'nothing'}")
+        elif info["name"] == "alloy":
+            code = _get(f"http://127.0.0.1:{s.alloy_port}/-/ready")
+            entry.update(role="alloy", health="ready" if code == 200 else f"/-/ready answered {code or 'nothing'}")
+        elif info["name"] == "logrotate":
             entry.update(role=info["name"], health="ready" if info["statename"] == "RUNNING" else info["statename"])
         else:
             try:
@@ -370,7 +400,7 @@ def cmd_trace(s: Settings, args) -> int:
     try:
         rid, records, where = trace.collect(None if args.last else args.request_id,
                                             log_dir=s.log_dir,
-                                            loki_url="" if args.files else s.loki_url,
+                                            loki_url="" if args.files else s.loki_target,
                                             since_s=args.since_hours * 3600, warn=warn)
     except trace.TraceError as exc:
         raise StackError(str(exc)) from None
@@ -415,9 +445,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--json", action="store_true")
     tr.add_argument("--files", action="store_true", help="read the local files even when LOKI_URL is set")
     tr.add_argument("--since-hours", type=float, default=24.0, help="Loki search window (default 24)")
-    tr.set_defaults(func=cmd_trace, needs={"LOG_DIR", "LOKI_URL"})
-    from . import k8s  # ./stack k8s render: stackctl/k8s.py
-    k8s.add_parser(sub)
+    tr.set_defaults(func=cmd_trace, needs={"LOG_DIR", "LOKI_URL", "LOKI_BIN", "LOKI_PORT"})
+    k8s.add_parser(sub)  # ./stack k8s render: stackctl/k8s.py
     return p
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from . import tools
+from .console import StackError, say
 
 ROOT = tools.ROOT
 CHART = ROOT / "deploy" / "helm" / "pc-builder"
@@ -144,8 +145,6 @@ def render(out: Path, values_files: list[Path]) -> list[Path]:
 
 
 def cmd_k8s(_settings, args) -> int:
-    from .cli import StackError, say
-
     out = Path(args.out).resolve()
     try:
         written = render(out, [Path(f).resolve() for f in args.values])
@@ -153,7 +152,7 @@ def cmd_k8s(_settings, args) -> int:
         raise StackError(str(exc)) from None
     for path in written:
         say(f"wrote {path}")
-    say("install, in this order (README \"Past one host\"):")
+    say("install, in this order (deploy/README.md):")
     for line in install_commands(out):
         print(f"  {line}")
     return 0
@@ -161,7 +160,7 @@ def cmd_k8s(_settings, args) -> int:
 
 def add_parser(sub) -> None:
     """``./stack k8s render``: the one hook cli.py calls."""
-    k8s = sub.add_parser("k8s", help="render the Kubernetes deployment (README \"Past one host\")")
+    k8s = sub.add_parser("k8s", help="render the Kubernetes deployment (deploy/README.md)")
     actions = k8s.add_subparsers(dest="action", required=True)
     render_p = actions.add_parser("render", help="chart manifests and the official charts' values files")
     render_p.add_argument("--out", default=str(ROOT / "var" / "k8s"), help="output folder (default ./var/k8s)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from pathlib import Path
 
 from pcbuilder.loki_url import push_url
 
@@ -25,6 +24,7 @@ BASIC_AUTH_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "30-basic-auth.sh"
 # Rotates every layer's log files; the nginx image starts it too.
 LOG_ROTATION_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "40-log-rotation.sh"
 ALLOY_CONFIG = ROOT / "observability" / "alloy" / "config.alloy"
+LOKI_CONFIG = ROOT / "observability" / "loki" / "loki.yaml"
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
@@ -120,7 +120,7 @@ stderr_logfile={run}/nginx.err
             "LOG_DIR": str(s.log_dir),
             "DATA_DIR": str(s.data_dir),
             "STACK_ENV": s.stack_env,
-            "LOKI_URL": s.loki_url,
+            "LOKI_URL": s.loki_target,
             "LOG_LEVEL": s.log_level,
             "DATABASE_PATH": str(s.database_path or ""),
             "LOG_MAX_BYTES": str(s.log_max_bytes),  # uWSGI rotates its own file
@@ -154,17 +154,38 @@ priority=30
 stdout_logfile={run}/logrotate.out
 stderr_logfile={run}/logrotate.err
 """)
+    if s.runs_loki:
+        # compose's Loki config, with its data, address and ports from the environment
+        env = {"LOKI_DATA_DIR": str(s.data_dir / "loki"), "LOKI_LISTEN_ADDR": "127.0.0.1",
+               "LOKI_HTTP_PORT": str(s.loki_port), "LOKI_GRPC_PORT": str(s.loki_grpc_port)}
+        parts.append(f"""
+[program:loki]
+command={s.loki_bin} -config.file={LOKI_CONFIG} -config.expand-env=true
+environment={_env(env)}
+; TERM: Loki stops taking pushes, flushes what it holds, then exits; its WAL keeps the rest
+stopsignal=TERM
+stopwaitsecs=30
+autorestart=true
+startsecs=1
+priority=5
+stdout_logfile={run}/loki.out
+stderr_logfile={run}/loki.err
+""")
     if s.ships_with_alloy:
         # Alloy's loki.write takes the push URL only; LOKI_URL may be the base URL
-        env = {"LOG_DIR": str(s.log_dir), "LOKI_URL": push_url(s.loki_url), "STACK_ENV": s.stack_env}
+        env = {"LOG_DIR": str(s.log_dir), "LOKI_URL": push_url(s.loki_target), "STACK_ENV": s.stack_env}
         parts.append(f"""
 [program:alloy]
 ; the compose Alloy config, with paths and URL from the environment
-command={s.alloy_bin} run --storage.path={run}/alloy {ALLOY_CONFIG}
+command={s.alloy_bin} run --server.http.listen-addr=127.0.0.1:{s.alloy_port} --disable-reporting --storage.path={run}/alloy {ALLOY_CONFIG}
 environment={_env(env)}
+; TERM: Alloy sends what it has read and saves its read positions; stopped after NGINX and
+; the app (priorities stop in reverse), so their last lines are read before it goes
+stopsignal=TERM
+stopwaitsecs=30
 autorestart=true
 startsecs=2
-priority=30
+priority=7
 stdout_logfile={run}/alloy.out
 stderr_logfile={run}/alloy.err
 """)

@@ -1,9 +1,12 @@
 """Every setting of a local stack: one table (:data:`SETTINGS`), read from the environment.
 
+The app's own entries (log level, Loki shipping...) are :data:`pcbuilder.settings.APP_SETTINGS`,
+spliced in: the app checks them the same way when it starts under compose or Helm.
+
 Each entry names the variable, its default, the parser that checks it and what it means;
 ``./stack up`` checks every entry and a bad value is one line naming it
-(``stack: HTTP_PORT=eighty is not a whole number``). ``./stack help`` and the README's
-settings table list the same entries. A new setting is one more entry.
+(``stack: HTTP_PORT=eighty is not a whole number``). ``./stack help`` and the
+settings table of docs/stack.md list the same entries. A new setting is one more entry.
 
 Commands that act on a running stack (down, reload, status, logs, trace) use the values
 that stack was started with, saved in ``RUN_DIR`` at ``up`` (:func:`for_command`), so the
@@ -16,12 +19,14 @@ import ipaddress
 import json
 import os
 import re
-import shlex
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+# The entries the app reads too are defined once, in the app's package (APP_SETTINGS).
+from pcbuilder.settings import (APP_SETTINGS, Setting, SettingsError, on_off,
+                                read_all, text, whole)
 
 from . import tools
 
@@ -29,60 +34,8 @@ ROOT = tools.ROOT
 VAR = ROOT / "var"
 #: Where ``up`` saves the settings it started the stack with.
 SAVED_NAME = "settings.json"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: One SERVER_NAME entry: a host name, an IPv4 address or a bracketed IPv6 address.
 HOST_NAME = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
-
-
-class SettingsError(ValueError):
-    """One or more settings cannot be used; each line says which and why."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-# --- parsers: raw text -> value, or ValueError(why) -----------------------------------
-
-def whole(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError("is not a whole number") from None
-        if not low <= value <= high:
-            raise ValueError(f"is out of range ({low}..{high})")
-        return value
-    return parse
-
-
-def positive_number(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("is not a number") from None
-    if not 0 < value < float("inf"):
-        raise ValueError("is not a positive number")
-    return value
-
-
-def non_negative_number(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise ValueError("is not a number of 0 or more")
-    return value
-
-
-def on_off(raw: str) -> bool:
-    word = raw.lower()
-    if word in ("on", "1", "true", "yes"):
-        return True
-    if word in ("off", "0", "false", "no"):
-        return False
-    raise ValueError("is neither on nor off")
 
 
 def ipv4_address(raw: str) -> str:
@@ -101,34 +54,16 @@ def optional_path(raw: str) -> Path | None:
     return Path(raw).resolve() if raw else None
 
 
-def optional_text(raw: str) -> str | None:
-    return raw or None
-
-
-def text(raw: str) -> str:
-    return raw
-
-
-def log_level(raw: str) -> str:
-    if raw.upper() not in LOG_LEVELS:
-        raise ValueError(f"is not a log level ({', '.join(LOG_LEVELS)})")
-    return raw.upper()
-
-
-def loki_url(raw: str) -> str:
-    from pcbuilder import loki_url as urls  # needs service/ on sys.path (cli.py puts it there)
-
-    why = urls.problem(raw)
-    if why:
-        raise ValueError(why)
-    return raw
-
-
 def server_names(raw: str) -> str:
     bad = [name for name in raw.split() if not HOST_NAME.fullmatch(name)]
     if bad:
         raise ValueError(f"has {bad[0]!r}, not a host name or IP address (IPv6 in brackets)")
     return " ".join(raw.split())
+
+
+def binary_or_off(raw: str) -> str:
+    """A program's path, or "" for ``off`` (and for none found)."""
+    return "" if raw.lower() == "off" else raw
 
 
 def htpasswd_path(raw: str) -> Path | None:
@@ -138,42 +73,7 @@ def htpasswd_path(raw: str) -> Path | None:
     return Path(raw).resolve() if raw else None
 
 
-def _show_loki_url(raw: str) -> str:
-    from pcbuilder.loki_url import redacted
-
-    return redacted(raw)
-
-
 # --- the table -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    #: raw default text, or a function of the values parsed so far (entries above this one)
-    default: str | Callable[[dict], str]
-    parse: Callable[[str], object]
-    meaning: str
-    #: the default as ``./stack help`` shows it, when it is not the raw text
-    shown: str = ""
-    #: attribute on :class:`Settings` (default: the name in lower case)
-    attr: str = ""
-    #: how a value appears in messages (LOKI_URL hides a password)
-    show: Callable[[str], str] = text
-
-    @property
-    def key(self) -> str:
-        return self.attr or self.name.lower()
-
-    @property
-    def default_text(self) -> str:
-        return self.shown or (self.default if isinstance(self.default, str) else "")
-
-    def read(self, raw: str) -> object:
-        try:
-            return self.parse(raw)
-        except ValueError as exc:
-            raise ValueError(f"{self.name}={shlex.quote(self.show(raw))} {exc}") from None
-
 
 def _tool(name: str) -> Callable[[dict], str]:
     return lambda _values: str(tools.path(name))
@@ -187,7 +87,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SERVER_NAME", "localhost 127.0.0.1 [::1]", server_names, "the site's host names,"
             " space separated (IPv6 in brackets): the HTTPS redirect goes only to these"),
     Setting("BASIC_AUTH_FILE", "", htpasswd_path, "htpasswd file; set: HTTP basic authentication"
-            " for the whole site (README \"Basic authentication\")", shown="unset (off)"),
+            " for the whole site (docs/edge.md)", shown="unset (off)"),
     Setting("APP_INSTANCES", "2", whole(1, 32), "uWSGI instances (compose: APP_REPLICAS)"),
     Setting("UWSGI_PROCESSES", "2", whole(1, 64), "worker processes per instance"),
     Setting("UWSGI_THREADS", "1", whole(1, 64), "threads per worker"),
@@ -204,20 +104,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TLS_KEY", lambda v: str(v["data_dir"] / "tls" / "key.pem"), path,
             "its PEM private key (unencrypted)", shown="$DATA_DIR/tls/key.pem"),
     Setting("TLS_SELF_SIGNED_DAYS", "365", whole(1, 3650), "validity of a generated certificate"),
-    Setting("LOG_LEVEL", "INFO", log_level, "app log level: " + ", ".join(LOG_LEVELS)),
-    Setting("DB_SLOW_MS", "100", non_negative_number, "a query taking this many ms or longer is logged"
-            " as db.slow_query (WARNING)"),
-    Setting("LOKI_URL", "", loki_url, "Loki's base URL (http://HOST:3100) or push URL"
-            " (.../loki/api/v1/push); set: the app ships its lines there", shown="unset",
-            show=_show_loki_url),
-    Setting("LOKI_BACKLOG_BYTES", str(16 * 1024 * 1024), whole(1, 2**40),
-            "bytes of lines one app process holds for Loki (oldest dropped beyond)", shown="16777216 (16 MiB)"),
-    Setting("LOKI_BATCH_INTERVAL", "1", positive_number, "seconds between pushes"),
-    Setting("LOKI_BATCH_SIZE", "1000", whole(1, 1_000_000), "most lines per push"),
-    Setting("LOKI_TIMEOUT", "5", positive_number, "seconds for one push"),
-    Setting("LOKI_MAX_BACKOFF", "10", positive_number, "longest wait between retries of a push, seconds"),
-    Setting("LOKI_SHUTDOWN_TIMEOUT", "5", positive_number, "seconds the exit flush may take"),
-    Setting("LOKI_REPORT_INTERVAL", "10", positive_number, "seconds between drop/failure reports"),
+    *APP_SETTINGS,
     Setting("LOG_MAX_BYTES", "52428800", whole(1024, 2**62), "a JSON log file larger than this is"
             " rotated (uWSGI's by uWSGI, the others by logrotate)", shown="52428800 (50 MiB)"),
     Setting("LOG_KEEP", "5", whole(1, 999), "old files kept per log file"),
@@ -225,15 +112,22 @@ SETTINGS: tuple[Setting, ...] = (
             " NGINX, app and browser files"),
     Setting("LOG_STALE_MINUTES", "1440", whole(1, 525600), "files of an instance unchanged this long"
             " are deleted (compose replicas that are gone)"),
-    Setting("STACK_ENV", "local", text, "`env` label on log streams"),
     Setting("STACK_START_TIMEOUT", "60", whole(1, 3600), "seconds `up` waits for readiness",
             attr="start_timeout"),
     Setting("NGINX_ACCESS_LOG", "", text, "NGINX access_log directive (`off`: no access log)",
             shown="$LOG_DIR/nginx/access.log stack_json"),
     Setting("NGINX_BIN", _tool("nginx"), text, "nginx binary", shown="/usr/sbin/nginx"),
     Setting("UWSGI_BIN", _tool("uwsgi"), text, "uwsgi binary", shown="$VENV_DIR/bin/uwsgi"),
-    Setting("ALLOY_BIN", lambda _v: shutil.which("alloy") or "", optional_text,
-            "Grafana Alloy, run when LOKI_URL is set", shown="alloy on PATH, if any"),
+    Setting("LOKI_BIN", lambda _v: tools.found("loki"), binary_or_off, "Grafana Loki (3.7): when"
+            " LOKI_URL is unset, `up` runs it (observability/loki/loki.yaml, data in $DATA_DIR/loki)"
+            " and everything ships to it; off: never", shown=".tools/bin/loki, if it is there"),
+    Setting("LOKI_PORT", "3100", whole(1, 65535), "HTTP port of that Loki (on 127.0.0.1)"),
+    Setting("LOKI_GRPC_PORT", "9096", whole(1, 65535), "its gRPC port, used inside Loki (127.0.0.1)"),
+    Setting("ALLOY_BIN", lambda _v: tools.found("alloy"), binary_or_off, "Grafana Alloy (1.10), run"
+            " when the app ships to Loki: it ships NGINX's, uWSGI's and the browser's lines; off:"
+            " never",
+            shown=".tools/bin/alloy, if it is there"),
+    Setting("ALLOY_PORT", "12345", whole(1, 65535), "Alloy's HTTP port (127.0.0.1: /-/ready, its UI)"),
     Setting("VENV_DIR", str(ROOT / ".venv"), path, "the Python venv ./stack creates and uses",
             shown="./.venv"),
 )
@@ -261,24 +155,7 @@ class Settings:
         :class:`SettingsError` listing them all; with ``needed``, only those names must be
         good (the others become None)."""
         env = os.environ if env is None else env
-        values, provided, problems = {}, set(), []
-        for s in SETTINGS:
-            raw = env.get(s.name, "").strip()
-            values[s.key] = None
-            if raw:
-                provided.add(s.name)
-            else:
-                try:
-                    raw = s.default(values) if callable(s.default) else s.default
-                except TypeError:
-                    continue  # the default derives from a bad entry, reported there
-            try:
-                values[s.key] = s.read(raw)
-            except ValueError as exc:
-                if needed is None or s.name in needed:
-                    problems.append(str(exc))
-        if problems:
-            raise SettingsError(problems)
+        values, provided = read_all(SETTINGS, env, needed)
         return cls(values, frozenset(provided))
 
     @property
@@ -289,8 +166,20 @@ class Settings:
         return self.run_dir / f"{instance}.sock"
 
     @property
+    def runs_loki(self) -> bool:
+        """Whether ``up`` runs a Loki of its own (LOKI_BIN, when LOKI_URL is unset)."""
+        return not self.loki_url and bool(self.loki_bin)
+
+    @property
+    def loki_target(self) -> str:
+        """The Loki everything ships to and trace asks: LOKI_URL, else the stack's own."""
+        if self.loki_url:
+            return self.loki_url
+        return f"http://127.0.0.1:{self.loki_port}" if self.runs_loki else ""
+
+    @property
     def ships_with_alloy(self) -> bool:
-        return bool(self.loki_url and self.alloy_bin)
+        return bool(self.loki_target and self.alloy_bin)
 
     @property
     def base_url(self) -> str:
@@ -343,3 +232,6 @@ def differing(env, current: Settings) -> list[str]:
         except ValueError:
             names.append(s.name)
     return names
+
+
+__all__ = ["SETTINGS", "BY_NAME", "Settings", "SettingsError", "Setting", "saved", "differing"]

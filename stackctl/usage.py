@@ -18,7 +18,7 @@ usage: ./stack COMMAND
   trace ID|--last [--json] [--files]  the twelve steps of one request
   test [PYTEST ARGS]  install what the tests need, then run all tests
   k8s render [--out DIR] [-f VALUES]...  Kubernetes: chart manifests and the official
-                    charts' values files (README "Past one host")
+                    charts' values files (deploy/README.md)
 down, reload, status, logs and trace use the settings the running stack was started with.
 """
 
@@ -31,5 +31,20 @@ def text() -> str:
         body = textwrap.wrap(f"{s.meaning} [default: {default}]", 96 - width - 4)
         lines.append(f"  {s.name:<{width}}  {body[0]}")
         lines += [f"  {'':<{width}}  {more}" for more in body[1:]]
-    lines.append("PYTHON: the interpreter that creates the venv (default python3). See README.md.")
+    lines.append("PYTHON: the interpreter that creates the venv (default python3). See docs/stack.md.")
     return "\n".join(lines)
+
+
+#: Where docs/stack.md holds the table :func:`markdown_table` writes (a test keeps them equal).
+TABLE_BEGIN = "<!-- settings: generated from stackctl/settings.py by `./stack help --markdown` -->"
+TABLE_END = "<!-- end of settings -->"
+
+
+def markdown_table() -> str:
+    """The settings as docs/stack.md shows them: every entry of the one table, in order."""
+    rows = [TABLE_BEGIN, "| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default_text}`" if s.default_text and not s.shown else (s.shown or "unset")
+        rows.append(f"| `{s.name}` | {default} | {s.meaning.replace('|', chr(92) + '|')} |")
+    rows.append(TABLE_END)
+    return "\n".join(rows)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Checks the htpasswd file of HTTP basic authentication before NGINX starts (README "Basic
+# Checks the htpasswd file of HTTP basic authentication before NGINX starts (docs/edge.md "Basic
 # authentication"). Run by the nginx image's entrypoint and by ./stack up. Authentication
 # is off when BASIC_AUTH_FILE is "off" or unset; otherwise NGINX reads BASIC_AUTH_USER_FILE,
 # which must hold "user:hash" lines with hashes NGINX can verify and that are not plain
@@ -17,7 +17,7 @@ fail() {
     exit 1
 }
 
-[ -f "$file" ] || fail "is not a file (create it with: openssl passwd -apr1, see README)"
+[ -f "$file" ] || fail "is not a file (create it with: openssl passwd -apr1, see docs/edge.md)"
 [ -r "$file" ] || fail "is not readable"
 n=0
 users=0

@@ -5,11 +5,10 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
+from .urls import API_PREFIX, URL_PREFIX
+
 if TYPE_CHECKING:
     from flask import Flask
-
-URL_PREFIX = "/pc-builder-app"
-
 
 def create_app(test_config: dict | None = None) -> Flask:
     # Flask is imported here, not at the top: the container health check
@@ -17,6 +16,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     # package and should not pay for loading Flask (~0.2 s of CPU).
     from flask import Flask
 
+    from . import logging_config, settings
+
+    conf = settings.from_env()  # a bad value stops the app here, naming it
     app = Flask(__name__, static_url_path=URL_PREFIX + "/static")
     data_dir = os.environ.get("DATA_DIR", "var/data")
     app.config.from_mapping(
@@ -24,22 +26,21 @@ def create_app(test_config: dict | None = None) -> Flask:
         INSTANCE_NAME=os.environ.get("INSTANCE", socket.gethostname()),
         APP_LOG_FILE=os.environ.get("APP_LOG_FILE") or None,
         BROWSER_LOG_FILE=os.environ.get("BROWSER_LOG_FILE") or None,
-        LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
+        LOG_LEVEL=conf.log_level,
         # A query at least this slow is logged at WARNING whatever LOG_LEVEL says.
-        DB_SLOW_MS=float(os.environ.get("DB_SLOW_MS", 100)),
+        DB_SLOW_MS=conf.db_slow_ms,
+        LOKI_URL=conf.loki_url,
+        STACK_ENV=conf.stack_env,
         # Bodies beyond this get a 413 before Flask reads them.
         MAX_CONTENT_LENGTH=int(os.environ.get("MAX_BODY_BYTES", 64 * 1024)),
     )
     if test_config:
         app.config.update(test_config)
 
-    from . import logging_config
-
     logging_config.configure_logging(
         app.config["INSTANCE_NAME"], app.config["APP_LOG_FILE"], app.config["LOG_LEVEL"],
-        loki_url=app.config.get("LOKI_URL", os.environ.get("LOKI_URL", "")),
-        stack_env=app.config.get("STACK_ENV", os.environ.get("STACK_ENV") or "local"),
-        browser_log_file=app.config["BROWSER_LOG_FILE"],
+        loki_url=app.config["LOKI_URL"], stack_env=app.config["STACK_ENV"],
+        browser_log_file=app.config["BROWSER_LOG_FILE"], settings=conf,
     )
 
     from . import db, errors, request_log
@@ -51,7 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.url_map.converters["int"] = api.IdIntConverter
     db.init_app(app)
     app.register_blueprint(pages.bp, url_prefix=URL_PREFIX)
-    app.register_blueprint(api.bp, url_prefix=URL_PREFIX + "/api")
-    app.register_blueprint(timing.bp, url_prefix=URL_PREFIX + "/api")
+    app.register_blueprint(api.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(timing.bp, url_prefix=API_PREFIX)
     app.register_blueprint(health.bp, url_prefix=URL_PREFIX)
     return app

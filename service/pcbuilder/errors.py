@@ -14,10 +14,8 @@ import structlog
 from flask import Flask, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import URL_PREFIX
 from .request_ids import is_valid
-
-API_PREFIX = URL_PREFIX + "/api"
+from .urls import API_PREFIX
 
 log = structlog.get_logger("pcbuilder.request")
 

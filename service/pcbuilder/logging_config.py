@@ -5,7 +5,7 @@ dict to the standard library as the record's message; python-json-logger renders
 record as one JSON object per line. Every stdlib logger (Flask, werkzeug, libraries)
 therefore ends up as JSON on the same stream.
 
-Cost matters: this runs for every request (README "What observability costs"). So:
+Cost matters: this runs for every request (bench/README.md). So:
 
 - the fine-grained per-request events (DEBUG) are guarded by :func:`debug_enabled`
   (stdlib's cached ``isEnabledFor``: ~0.1 us), so at INFO they cost nothing;
@@ -30,9 +30,11 @@ import structlog
 from pythonjsonlogger.json import JsonEncoder
 from pythonjsonlogger.msgspec import MsgspecFormatter
 
+from . import settings as app_settings
 from .log_file import AppendFileHandler
+from .settings import AppSettings
 
-#: Fields every app line carries, in this order (see README "Log fields").
+#: Fields every app line carries, in this order (see docs/logs.md "Log fields").
 _RENAME = {
     "levelname": "level", "name": "logger", "message": "event", "process": "pid",
     "exc_info": "traceback",
@@ -45,7 +47,6 @@ _BROWSER_HANDLER_NAME = "pcbuilder-browser"
 #: The line's own fields: an event key with one of these names is renamed (``level`` ->
 #: ``level_``) rather than forge or overwrite the field.
 _LINE_FIELDS = frozenset({"time", "level", "logger", "pid", "layer", "instance", "traceback"})
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def guard_line_fields(_logger, _method, event_dict):
@@ -154,25 +155,19 @@ def debug_enabled(logger_name: str) -> bool:
     return logging.getLogger(logger_name).isEnabledFor(logging.DEBUG)
 
 
-def check_level(level: str) -> str:
-    """``LOG_LEVEL`` as logging's name for it, or ValueError naming the allowed values."""
-    name = (level or "INFO").strip().upper()
-    if name not in LEVELS:
-        raise ValueError(f"LOG_LEVEL={level!r} is not one of {', '.join(LEVELS)}")
-    return name
-
-
 def configure_logging(instance: str, log_file: str | None = None, level: str = "INFO",
                       loki_url: str | None = None, stack_env: str | None = None,
-                      browser_log_file: str | None = None) -> None:
+                      browser_log_file: str | None = None,
+                      settings: AppSettings | None = None) -> None:
     """Configure structlog + stdlib logging for this process; safe to call again.
 
-    ``loki_url`` (default: ``$LOKI_URL``) non-empty also ships every record to Loki;
-    ``stack_env`` (default: ``$STACK_ENV`` or ``local``) is its ``env`` label.
+    ``settings`` (default: read from the environment) gives the Loki shipping entries;
+    ``loki_url`` and ``stack_env`` override its ``LOKI_URL`` (non-empty: every record is
+    also shipped to Loki) and ``STACK_ENV`` (the ``env`` label).
     ``browser_log_file`` receives the ``BROWSER_LOGGER`` lines (``layer: "browser"``):
     the browser is another layer, so its lines stay off the app's stream.
     """
-    level = check_level(level)
+    level = app_settings.APP_BY_NAME["LOG_LEVEL"].read((level or "INFO").strip())
     structlog.reset_defaults()
     structlog.configure(
         processors=[
@@ -207,6 +202,7 @@ def configure_logging(instance: str, log_file: str | None = None, level: str = "
 
     from . import loki_shipping
 
-    settings = loki_shipping.LokiSettings.from_env(instance, url=loki_url, stack_env=stack_env)
-    loki_shipping.configure(settings if settings.url else None, formatter)
+    loki = loki_shipping.LokiSettings.from_settings(settings or app_settings.from_env(), instance,
+                                                    url=loki_url, stack_env=stack_env)
+    loki_shipping.configure(loki if loki.url else None, formatter)
 

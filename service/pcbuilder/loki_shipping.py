@@ -13,21 +13,9 @@ and, where the event has them, ``method``, ``path`` and ``status`` travel as Lok
 *structured metadata* (never labels). The entry's timestamp is the record's creation time
 (the line's ``time`` field, to the microsecond).
 
-Settings (environment):
-
-``LOKI_URL``              Loki's base URL (``http://loki:3100``, as Grafana and logcli
-                          take it) or its push URL (``.../loki/api/v1/push``): both are
-                          normalised by :mod:`pcbuilder.loki_url`; unset or empty:
-                          shipping is off.
-``LOKI_BACKLOG_BYTES``    what one process may hold for Loki (default 16 MiB: ~14,000
-                          wide events, ~45 s of a worker's lines at 300 requests/s).
-``LOKI_BATCH_INTERVAL``   seconds between pushes (default 1.0).
-``LOKI_BATCH_SIZE``       most lines per push (default 1000).
-``LOKI_TIMEOUT``          seconds for one push, connect and read (default 5.0).
-``LOKI_MAX_BACKOFF``      longest wait between retries, seconds (default 10.0).
-``LOKI_SHUTDOWN_TIMEOUT`` seconds the exit flush may take at most (default 5.0).
-``LOKI_REPORT_INTERVAL``  seconds between ``loki.report`` lines (default 10.0).
-``STACK_ENV``             value of the ``env`` label (default ``local``).
+Settings: the ``LOKI_*`` entries and ``STACK_ENV`` of :data:`pcbuilder.settings.APP_SETTINGS`
+(meaning and defaults there). An empty ``LOKI_URL`` turns shipping off; it may be Loki's
+base URL or its push URL (:mod:`pcbuilder.loki_url`).
 
 Fork model: under uWSGI the master loads the app, then forks the workers. Nothing ships
 from the master (lines it logs before the fork stay in the local file only, so no worker
@@ -48,6 +36,7 @@ from dataclasses import dataclass
 from .loki_backlog import Backlog
 from .loki_sender import REPORT_LOGGER, Sender
 from .loki_url import push_url
+from .settings import AppSettings
 
 SERVICE_NAME = "pc-builder"
 #: Event fields that also go to Loki as structured metadata (never as labels).
@@ -57,42 +46,34 @@ METADATA_KEYS = ("request_id", "method", "path", "status")
 _NOT_SHIPPED = ("urllib3", "requests", "LokiHandlerDebug")
 
 
-def _number(env, name: str, default: float) -> float:
-    try:
-        value = float(env.get(name, "") or default)
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
 @dataclass
 class LokiSettings:
-    url: str
+    url: str  # the push URL
     instance: str
-    env: str = "local"
-    backlog_bytes: int = 16 * 1024 * 1024
-    batch_interval: float = 1.0
-    batch_size: int = 1000
-    timeout: float = 5.0
-    max_backoff: float = 10.0
-    shutdown_timeout: float = 5.0
-    report_interval: float = 10.0
+    env: str
+    backlog_bytes: int
+    batch_interval: float
+    batch_size: int
+    timeout: float
+    max_backoff: float
+    shutdown_timeout: float
+    report_interval: float
 
     @classmethod
-    def from_env(cls, instance: str, url: str | None = None, stack_env: str | None = None,
-                 environ=None) -> "LokiSettings":
-        e = os.environ if environ is None else environ
+    def from_settings(cls, conf: AppSettings, instance: str, url: str | None = None,
+                      stack_env: str | None = None) -> "LokiSettings":
+        """``conf``'s Loki entries; ``url`` and ``stack_env`` override theirs."""
         return cls(
-            url=push_url(e.get("LOKI_URL", "") if url is None else url),
+            url=push_url(conf.loki_url if url is None else url),
             instance=instance,
-            env=(stack_env if stack_env is not None else e.get("STACK_ENV", "")).strip() or "local",
-            backlog_bytes=int(_number(e, "LOKI_BACKLOG_BYTES", cls.backlog_bytes)),
-            batch_interval=_number(e, "LOKI_BATCH_INTERVAL", cls.batch_interval),
-            batch_size=int(_number(e, "LOKI_BATCH_SIZE", cls.batch_size)),
-            timeout=_number(e, "LOKI_TIMEOUT", cls.timeout),
-            max_backoff=_number(e, "LOKI_MAX_BACKOFF", cls.max_backoff),
-            shutdown_timeout=_number(e, "LOKI_SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
-            report_interval=_number(e, "LOKI_REPORT_INTERVAL", cls.report_interval),
+            env=(conf.stack_env if stack_env is None else stack_env).strip() or "local",
+            backlog_bytes=conf.loki_backlog_bytes,
+            batch_interval=conf.loki_batch_interval,
+            batch_size=conf.loki_batch_size,
+            timeout=conf.loki_timeout,
+            max_backoff=conf.loki_max_backoff,
+            shutdown_timeout=conf.loki_shutdown_timeout,
+            report_interval=conf.loki_report_interval,
         )
 
     @property

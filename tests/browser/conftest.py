@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.validators.validator_helpers import require_tool
+from tests.support.tools import require_tool
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

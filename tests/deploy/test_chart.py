@@ -3,15 +3,13 @@ check what the issue asks of every workload (tests on the rendered output, no cl
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import kubernetes_validate
 import pytest
 
 from stackctl import k8s
-from tests.deploy.conftest import PRODUCTION, by_kind, one, render
-from tests.validators.validator_helpers import REPO_ROOT, require_tool
+from tests.support.chart import PRODUCTION, by_kind, one, render
+from tests.support.tools import require_tool
 
 WORKLOADS = ("Deployment",)
 

@@ -9,18 +9,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from stackctl import tools
-from tests.validators.validator_helpers import REPO_ROOT, require_tool
-from tests.waiting import wait_until
+from pcbuilder.healthcheck import check
+from tests.support.tools import REPO_ROOT, require_tool
+from tests.support.waiting import wait_until
 
-sys.path.insert(0, str(REPO_ROOT / "service"))
-from pcbuilder.healthcheck import check  # noqa: E402
 
 UWSGI_INI = REPO_ROOT / "service" / "uwsgi.ini"
 

@@ -1,22 +1,20 @@
 """Every LogQL query the Kubernetes deployment ships or documents parses with Grafana's own
 grammar (@grafana/lezer-logql, as tests/validators/test_dashboards.py uses): the dashboards
-as the chart's ConfigMap carries them, and the queries in README "Past one host"."""
+as the chart's ConfigMap carries them, and the queries deploy/README.md shows."""
 from __future__ import annotations
 
 import json
 import re
 
-from tests.deploy.conftest import by_kind
-from tests.validators.test_dashboards import all_panels, dashboard_vars, interpolate, parse_logql
-from tests.validators.validator_helpers import REPO_ROOT
+from tests.support.chart import by_kind
+from tests.support.dashboards import all_panels, dashboard_vars, interpolate, parse_logql
+from tests.support.tools import REPO_ROOT
 
-README = REPO_ROOT / "README.md"
+DEPLOY_README = REPO_ROOT / "deploy" / "README.md"
 
 
 def readme_queries() -> list[str]:
-    text = README.read_text()
-    section = text.split("## Past one host", 1)[1].split("\n## ", 1)[0]
-    return [q.strip() for q in re.findall(r"```logql\n(.*?)```", section, re.S)]
+    return [q.strip() for q in re.findall(r"```logql\n(.*?)```", DEPLOY_README.read_text(), re.S)]
 
 
 def test_dashboard_queries_in_the_chart_configmap_parse(default_docs):
@@ -35,7 +33,7 @@ def test_dashboard_queries_in_the_chart_configmap_parse(default_docs):
 
 def test_readme_queries_parse():
     queries = readme_queries()
-    assert len(queries) >= 2, "README 'Past one host' shows how to check the pipeline in Loki"
+    assert len(queries) >= 2, "deploy/README.md shows how to check the pipeline in Loki"
     bad = [r for r in parse_logql(queries) if not r["ok"]]
     assert not bad, bad
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from stackctl import k8s
-from tests.validators.test_loki_alloy_config import _ENV_REF, expand_env
-from tests.validators.validator_helpers import REPO_ROOT
+from tests.support.config_text import ENV_REF, expand_env
+from tests.support.tools import REPO_ROOT
 
 CAPACITY = REPO_ROOT / "deploy" / "capacity.py"
 SECRETS = {"LOKI_S3_ENDPOINT", "LOKI_S3_BUCKET", "LOKI_S3_ACCESS_KEY_ID", "LOKI_S3_SECRET_ACCESS_KEY"}
@@ -31,7 +31,7 @@ def config() -> dict:
 
 def test_secrets_and_bucket_come_from_the_environment_only():
     text = k8s.LOKI_CONFIG.read_text()
-    refs = dict(_ENV_REF.findall(text))
+    refs = dict(ENV_REF.findall(text))
     assert SECRETS <= set(refs)
     for name in SECRETS:
         assert refs[name] == "", f"${{{name}}} must have no default"

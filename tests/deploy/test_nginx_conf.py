@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from stackctl import k8s, render
-from tests.deploy.conftest import one
-from tests.validators.validator_helpers import REPO_ROOT, require_tool
+from tests.support.chart import one
+from tests.support.tools import REPO_ROOT, require_tool
 
 FILES = k8s.CHART / "files"
 #: The chart's view of the shared files: links, never copies.

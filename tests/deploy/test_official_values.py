@@ -7,9 +7,8 @@ import pytest
 import yaml
 
 from stackctl import k8s
-from tests.deploy.conftest import one
-from tests.validators.test_loki_alloy_config import shared_block
-from tests.validators.validator_helpers import REPO_ROOT
+from tests.support.config_text import shared_block
+from tests.support.tools import REPO_ROOT
 
 KEYS = yaml.safe_load((REPO_ROOT / "tests/deploy/official_chart_keys.yaml").read_text())
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())

@@ -6,8 +6,9 @@ import subprocess
 import yaml
 
 from stackctl import k8s
-from tests.deploy.conftest import PRODUCTION
-from tests.validators.validator_helpers import REPO_ROOT, clean_env, require_tool
+from tests.support.chart import PRODUCTION
+from tests.support.env import clean_env
+from tests.support.tools import REPO_ROOT, require_tool
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

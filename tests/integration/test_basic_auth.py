@@ -13,8 +13,9 @@ import uuid
 import pytest
 
 from stackctl import tools
-from tests.integration.test_hostile_input import final_status, req
-from tests.stack_runner import STACK, ROOT, free_port, start_stack, stop_stack
+from tests.support.raw_http import final_status, req
+from tests.support.env import free_port
+from tests.support.stack import STACK, ROOT, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from tests.integration.test_hostile_input import BODY_MAX, LINE, final_status, req, send_raw
-from tests.stack_runner import start_stack, stop_stack
+from tests.support.raw_http import BODY_MAX, LINE, final_status, req, send_raw
+from tests.support.stack import start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
 

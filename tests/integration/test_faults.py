@@ -16,8 +16,9 @@ import pytest
 
 from stackctl import tools
 
-from tests.stack_runner import STACK, ROOT, free_port, start_stack, stop_stack
-from tests.test_loki_shipping import PUSH_PATH, FakeLoki
+from tests.support.env import free_port
+from tests.support.stack import STACK, ROOT, start_stack, stop_stack
+from tests.support.fake_loki import PUSH_PATH, FakeLoki
 
 pytestmark = pytest.mark.integration
 
@@ -150,10 +151,10 @@ def test_with_loki_url_and_alloy_on_path_stack_runs_alloy_with_the_compose_confi
 
 
 def test_with_loki_url_but_no_alloy_stack_says_so_and_carries_on(tmp_path):
-    running = start_stack(tmp_path, LOKI_URL="http://127.0.0.1:9/loki/api/v1/push",
-                          PATH="/usr/bin:/bin:/usr/sbin:/sbin", ALLOY_BIN="")
+    running = start_stack(tmp_path, LOKI_URL="http://127.0.0.1:9/loki/api/v1/push")
     try:
-        assert "no `alloy` on PATH" in running.start_output
+        assert "ALLOY_BIN=off" not in running.start_output
+        assert "so NGINX's, uWSGI's and the browser's lines stay in the local files only" in running.start_output
         # nothing listens on port 9: said plainly at up, and the stack starts anyway
         assert ("stack: warning: Loki at http://127.0.0.1:9 is unreachable (connection refused);"
                 " starting anyway") in running.start_output
@@ -163,31 +164,12 @@ def test_with_loki_url_but_no_alloy_stack_says_so_and_carries_on(tmp_path):
         stop_stack(running)
 
 
-class ReadyLoki(FakeLoki):
-    """FakeLoki (a wire-format stand-in for Loki's push API, not Loki) that also answers
-    GET /ready like a ready Loki."""
-
-    def __init__(self):
-        super().__init__()
-
-        class Handler(self.server.RequestHandlerClass):
-            def do_GET(self):
-                code, body = (200, b"ready\n") if self.path == "/ready" else (404, b"")
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server.RequestHandlerClass = Handler
-
-
 def test_loki_base_url_is_checked_at_up_and_receives_the_apps_lines(tmp_path):
     """Issue 9: LOKI_URL as Loki's base URL (as Grafana and logcli take it) delivers to
     /loki/api/v1/push from the real uWSGI workers."""
-    with ReadyLoki() as loki:
+    with FakeLoki(ready=True) as loki:
         base = f"http://127.0.0.1:{loki.server.server_port}"
-        running = start_stack(tmp_path, LOKI_URL=base, LOKI_BATCH_INTERVAL="0.2",
-                              PATH="/usr/bin:/bin:/usr/sbin:/sbin", ALLOY_BIN="")
+        running = start_stack(tmp_path, LOKI_URL=base, LOKI_BATCH_INTERVAL="0.2")
         try:
             assert f"stack: Loki at {base} is ready" in running.start_output
             rid = f"loki-base-{os.getpid()}-0001"

@@ -9,7 +9,8 @@ import urllib.request
 
 import pytest
 
-from tests.stack_runner import ROOT, STACK, free_port
+from tests.support.env import free_port
+from tests.support.stack import ROOT, STACK
 
 pytestmark = pytest.mark.integration
 

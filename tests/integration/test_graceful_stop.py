@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.stack_runner import start_stack, stop_stack
-from tests.upstream_attempts import assert_none_waited, failed_attempts
+from tests.support.stack import start_stack, stop_stack
+from tests.support.upstream_attempts import assert_none_waited, failed_attempts
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack_runner import UWSGI_OWN_LINE, start_stack, stop_stack
-from tests.test_loki_shipping import FakeLoki
+from tests.support.stack import UWSGI_OWN_LINE, start_stack, stop_stack
+from tests.support.fake_loki import FakeLoki
 
 pytestmark = pytest.mark.integration
 

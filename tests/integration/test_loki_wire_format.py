@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack_runner import free_port, start_stack, stop_stack
-from tests.test_loki_shipping import PUSH_PATH, FakeLoki
+from tests.support.env import free_port
+from tests.support.stack import start_stack, stop_stack
+from tests.support.fake_loki import PUSH_PATH, FakeLoki
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.stack_runner import ROOT, STACK, free_port, start_stack, stop_stack
+from tests.support.env import free_port
+from tests.support.stack import ROOT, STACK, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.stack_runner import ROOT, STACK, free_port, start_stack, stop_stack
-from tests.test_tls_cert_script import user_pair
-from tests.validators.validator_helpers import require_tool
+from tests.support.env import free_port
+from tests.support.stack import ROOT, STACK, start_stack, stop_stack
+from tests.support.tls import user_pair
+from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.integration
 

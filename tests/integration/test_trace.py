@@ -130,7 +130,7 @@ def test_unknown_or_malformed_id_fails_with_a_message(stack, rid, message):
 
 
 def test_at_debug_the_trace_uses_the_fine_app_events(tmp_path):
-    from tests.stack_runner import start_stack, stop_stack
+    from tests.support.stack import start_stack, stop_stack
 
     stack = start_stack(tmp_path, LOG_LEVEL="DEBUG", APP_INSTANCES="1")
     try:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.validators.validator_helpers import REPO_ROOT, clean_env, require_tool
+from tests.support.env import clean_env
+from tests.support.tools import REPO_ROOT, require_tool
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 LOKI_PORT_OVERRIDE = REPO_ROOT / "docker-compose.loki-port.yml"

@@ -17,17 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.validators.validator_helpers import REPO_ROOT, require_tool
+from tests.support.dashboards import (DASHBOARD_DIR, DATASOURCES, GENERATOR, GRAFANA, LOGQL_DIR,
+                                      NODE_SUITE, PROVIDERS, SCHEMA_CHECK, all_panels, collect_exprs,
+                                      interpolate, load_dashboards, parse_logql)
+from tests.support.tools import REPO_ROOT, require_tool
 
-GRAFANA = REPO_ROOT / "observability/grafana"
-DASHBOARD_DIR = GRAFANA / "dashboards"
-DATASOURCES = GRAFANA / "provisioning/datasources/loki.yaml"
-PROVIDERS = GRAFANA / "provisioning/dashboards/dashboards.yaml"
-LOGQL_DIR = REPO_ROOT / "tests/logql"
-PARSER = LOGQL_DIR / "parse.mjs"
-SCHEMA_CHECK = LOGQL_DIR / "check_schema.mjs"
-NODE_SUITE = LOGQL_DIR / "dashboards.test.mjs"
-GENERATOR = GRAFANA / "generate_dashboards.py"
 #: Loki's parser refuses longer queries (pkg/logql/syntax/parser.go, maxInputSize = 128 KiB in Loki 3).
 LOKI_MAX_QUERY = 131072
 #: What a Loki target may carry (the Loki datasource's query model, dataquery.gen.ts).
@@ -37,74 +31,7 @@ LOKI_TARGET_KEYS = {"refId", "datasource", "editorMode", "expr", "queryType", "l
 LABELS_AND_METADATA = {"service_name", "env", "layer", "instance", "request_id", "method", "status", "path"}
 EXPECTED_UIDS = {"stack-overview", "request-trace"}
 
-# Grafana replaces these before the query reaches Loki. Values are only
-# placeholders of the right *shape* (a duration, a regex, a string).
-BUILTIN_VARS = {
-    "__auto": "1m",
-    "__interval": "1m",
-    "__rate_interval": "1m",
-    "__range": "1h",
-    "__interval_ms": "60000",
-    "__range_s": "3600",
-}
-_VAR_REF = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
-
-
 # ---------------------------------------------------------------- helpers
-
-
-def load_dashboards() -> dict[str, dict]:
-    files = sorted(DASHBOARD_DIR.glob("*.json"))
-    assert files, f"no dashboards in {DASHBOARD_DIR}"
-    return {f.name: json.loads(f.read_text()) for f in files}
-
-
-def all_panels(dash: dict) -> list[dict]:
-    out = []
-    for p in dash.get("panels", []):
-        out.append(p)
-        out.extend(p.get("panels", []))  # collapsed rows
-    return out
-
-
-def interpolate(expr: str, variables: dict[str, str]) -> str:
-    def sub(m: re.Match) -> str:
-        name = m.group(1) or m.group(2)
-        if name in BUILTIN_VARS:
-            return BUILTIN_VARS[name]
-        if name in variables:
-            return variables[name]
-        raise AssertionError(f"query uses undefined variable ${name}: {expr}")
-
-    return _VAR_REF.sub(sub, expr)
-
-
-def dashboard_vars(dash: dict) -> dict[str, str]:
-    samples = {"textbox": "0123456789abcdef", "query": ".*", "custom": ".*", "constant": "x"}
-    return {v["name"]: samples.get(v["type"], "x") for v in dash.get("templating", {}).get("list", [])}
-
-
-def collect_exprs() -> list[tuple[str, str, str]]:
-    """(where, raw expr, interpolated expr) for every Loki target."""
-    out = []
-    for fname, dash in load_dashboards().items():
-        variables = dashboard_vars(dash)
-        for panel in all_panels(dash):
-            for t in panel.get("targets", []):
-                if "expr" in t:
-                    where = f"{fname} / {panel.get('title')} / {t.get('refId')}"
-                    out.append((where, t["expr"], interpolate(t["expr"], variables)))
-    return out
-
-
-def parse_logql(exprs: list[str]) -> list[dict]:
-    node = require_tool("node")
-    require_tool("lezer-logql")
-    res = subprocess.run([node, str(PARSER)], input=json.dumps(exprs), capture_output=True, text=True, cwd=LOGQL_DIR)
-    assert res.returncode == 0, f"parse.mjs failed: {res.stderr}"
-    results = json.loads(res.stdout)
-    assert [r["expr"] for r in results] == exprs
-    return results
 
 
 @pytest.fixture(scope="module")

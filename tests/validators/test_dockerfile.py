@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.validators.validator_helpers import REPO_ROOT, require_tool
+from tests.support.tools import REPO_ROOT, require_tool
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"

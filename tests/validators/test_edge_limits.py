@@ -22,9 +22,9 @@ import pytest
 from pcbuilder import create_app
 from stackctl import render
 from stackctl.settings import Settings
-from tests.stack_runner import free_port
-from tests.validators.validator_helpers import REPO_ROOT, require_tool
-from tests.waiting import wait_until
+from tests.support.env import free_port
+from tests.support.tools import REPO_ROOT, require_tool
+from tests.support.waiting import wait_until
 
 UWSGI_INI = (REPO_ROOT / "service" / "uwsgi.ini").read_text()
 PROTOCOL_MAX = 65535  # the uwsgi packet's size field has 16 bits

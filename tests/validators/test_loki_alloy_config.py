@@ -11,31 +11,18 @@ There is no Loki or Alloy binary here, so:
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.validators.validator_helpers import REPO_ROOT
+from tests.support.config_text import ENV_REF, expand_env, shared_block
+from tests.support.tools import REPO_ROOT
 
 LOKI_CONFIG = REPO_ROOT / "observability/loki/loki.yaml"
 ALLOY_CONFIG = REPO_ROOT / "observability/alloy/config.alloy"
 
 
 # ------------------------------------------------------------------- Loki
-
-_ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
-
-
-def expand_env(text: str, env: dict[str, str]) -> str:
-    """Mimic Loki's -config.expand-env: ${VAR} / ${VAR:-default}."""
-
-    def sub(m: re.Match) -> str:
-        name, default = m.group(1), m.group(2)
-        return env.get(name) or (default if default is not None else "")
-
-    return _ENV_REF.sub(sub, text)
-
 
 def loki(env: dict[str, str] | None = None) -> dict:
     return yaml.safe_load(expand_env(LOKI_CONFIG.read_text(), env or {}))
@@ -49,11 +36,11 @@ def _duration_hours(value: str) -> float:
 
 
 def test_loki_env_refs_have_defaults():
-    refs = _ENV_REF.findall(LOKI_CONFIG.read_text())
+    refs = ENV_REF.findall(LOKI_CONFIG.read_text())
     assert refs, "expected env-driven settings (retention)"
     for name, default in refs:
         assert default, f"${{{name}}} has no default: Loki would get an empty value"
-    assert "$" not in _ENV_REF.sub("", LOKI_CONFIG.read_text()), "unsupported $ reference form"
+    assert "$" not in ENV_REF.sub("", LOKI_CONFIG.read_text()), "unsupported $ reference form"
 
 
 def test_loki_core_settings():
@@ -188,13 +175,6 @@ def all_blocks(src: str, scope: tuple = ()) -> list[tuple[tuple, str, str | None
         found.append((scope, name, label, body))
         found += all_blocks(body, (*scope, name))
     return found
-
-
-def shared_block(src: str) -> str:
-    """The block the Helm chart copies (deploy/helm/pc-builder/templates/_helpers.tpl)."""
-    match = re.search(r"(?s)// >>> pc-builder shared stages.*// <<< pc-builder shared stages[^\n]*", src)
-    assert match, "config.alloy has no shared-stages block"
-    return match.group(0)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from stackctl import render
 from stackctl.settings import Settings, SettingsError
-from tests.validators.validator_helpers import require_tool
+from tests.support.tools import require_tool
 
 
 def rendered(tmp_path: Path, text: str | None = None) -> Path:

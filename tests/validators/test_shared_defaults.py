@@ -11,7 +11,7 @@ import re
 import yaml
 
 from stackctl.settings import BY_NAME
-from tests.validators.validator_helpers import REPO_ROOT
+from tests.support.tools import REPO_ROOT
 
 
 def uwsgi_ini_default(option: str) -> str:

@@ -12,10 +12,10 @@ import pytest
 
 from pcbuilder import create_app, loki_url
 from stackctl import loki
-from tests.stack_runner import free_port
-from tests.test_loki_shipping import PUSH_PATH, FakeLoki, clean_env  # noqa: F401  (fixture)
+from tests.support.env import free_port
+from tests.support.fake_loki import PUSH_PATH, FakeLoki
 
-pytestmark = pytest.mark.usefixtures("clean_env")
+pytestmark = pytest.mark.usefixtures("no_loki_env")
 
 
 @pytest.mark.parametrize("given, push, base", [

@@ -13,7 +13,7 @@ import pytest
 
 from stackctl import cli, settings
 from stackctl.settings import SETTINGS, Settings, SettingsError
-from tests.stack_runner import ROOT, STACK
+from tests.support.stack import ROOT, STACK
 
 
 def problems(**env: str) -> list[str]:
@@ -98,15 +98,16 @@ def test_a_running_stack_is_addressed_with_its_own_settings(tmp_path, capsys):
 
 
 def test_saved_settings_keep_an_empty_value_empty(tmp_path, monkeypatch):
-    """No alloy at `up` means no alloy for the running stack, even if one is on PATH now."""
-    fake_running_stack(tmp_path / "run", ALLOY_BIN="")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "alloy").write_text("#!/bin/sh\n")
-    (bin_dir / "alloy").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    assert Settings.from_env({}).alloy_bin == str(bin_dir / "alloy")
-    assert settings.saved(tmp_path / "run").alloy_bin is None
+    """No Alloy at `up` means no Alloy for the running stack, even if there is one now."""
+    fake_running_stack(tmp_path / "run", ALLOY_BIN="off")
+    alloy = tmp_path / "bin" / "alloy"
+    alloy.parent.mkdir()
+    alloy.write_text("#!/bin/sh\n")
+    alloy.chmod(0o755)
+    # the default is where stackctl.tools finds it: ALLOY_BIN's path in its environment
+    monkeypatch.setenv("ALLOY_BIN", str(alloy))
+    assert Settings.from_env({}).alloy_bin == str(alloy)
+    assert settings.saved(tmp_path / "run").alloy_bin == ""
 
 
 def test_help_lists_every_setting_without_the_venv():
@@ -118,10 +119,39 @@ def test_help_lists_every_setting_without_the_venv():
     assert listed == {s.name for s in SETTINGS}
 
 
-def test_the_readme_settings_table_lists_every_setting():
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("### Settings (environment variables)")
-    section = readme[start:readme.index("### When something is wrong")]
-    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section))
-    missing = {s.name for s in SETTINGS} - documented
-    assert not missing, f"README settings table lacks {sorted(missing)}"
+def test_the_docs_settings_table_is_the_settings_definition():
+    """docs/stack.md holds exactly what ./stack help --markdown generates from SETTINGS."""
+    from stackctl import usage
+
+    doc = (ROOT / "docs" / "stack.md").read_text()
+    start, end = doc.index(usage.TABLE_BEGIN), doc.index(usage.TABLE_END) + len(usage.TABLE_END)
+    assert doc[start:end] == usage.markdown_table(), \
+        "docs/stack.md's settings table is stale: paste ./stack help --markdown there"
+    rows = usage.markdown_table().splitlines()[3:-1]
+    assert [row.split("`")[1] for row in rows] == [s.name for s in SETTINGS]
+
+
+def test_up_says_in_one_line_where_the_lines_go(monkeypatch, capsys, tmp_path):
+    from stackctl import tools
+
+    monkeypatch.delenv("LOKI_BIN", raising=False)
+    monkeypatch.delenv("ALLOY_BIN", raising=False)
+    nowhere = tools.Tool("loki", "release", str(tmp_path / "none"), "test")
+    monkeypatch.setitem(tools.TOOLS, "loki", nowhere)
+    monkeypatch.setitem(tools.TOOLS, "alloy", nowhere)
+    cli._say_log_path(Settings.from_env({}))
+    assert capsys.readouterr().out == ("stack: no Loki binary (LOKI_BIN, .tools/bin/loki): the lines stay"
+                                       " in the local files; for Loki and Alloy see docs/logs.md\n")
+    cli._say_log_path(Settings.from_env({"LOKI_BIN": "off"}))
+    assert capsys.readouterr().out.startswith("stack: LOKI_BIN=off: the lines stay in the local files")
+    loki = tmp_path / "loki"
+    loki.write_text("")
+    s = Settings.from_env({"LOKI_BIN": str(loki), "LOKI_PORT": "3999"})
+    assert s.runs_loki and s.loki_target == "http://127.0.0.1:3999" and not s.ships_with_alloy
+    cli._say_log_path(s)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"stack: starting Loki ({loki}) at http://127.0.0.1:3999, data in {s.data_dir / 'loki'}"
+    assert "no Alloy binary (ALLOY_BIN, .tools/bin/alloy)" in out[1]
+    # a LOKI_URL of the user's own wins: no Loki of ours
+    s = Settings.from_env({"LOKI_BIN": str(loki), "LOKI_URL": "http://loki.example:3100"})
+    assert not s.runs_loki and s.loki_target == "http://loki.example:3100"

@@ -10,16 +10,16 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.waiting import wait_until
+from tests.support.env import free_port
+from tests.support.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # uWSGI writes a few lines of its own raw into its `logto` file (service/uwsgi.ini): the
 # last line of a file it rotated, the two around a reopen, and what a re-executed master
 # prints before its logging is set up (./stack reload).
@@ -28,12 +28,6 @@ UWSGI_OWN_LINE = re.compile(
     r"|\[\d+\] (logsize: \d+, triggering log-reopen\.\.\.|/\S+ reopened\.)$"
     r"|\[(uWSGI|log-encoder|log-req-encoder)\] ")
 STACK = ROOT / "stack"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -128,6 +122,9 @@ def start_stack(base: Path, **extra_env: str) -> RunningStack:
         "DATA_DIR": str(base / "data"),
         "RUN_DIR": str(base / "run"),
         "APP_INSTANCES": "2",
+        # the real Loki and Alloy only where a test asks for them (tests/support/real.py)
+        "LOKI_BIN": "off",
+        "ALLOY_BIN": "off",
         **extra_env,
     }
     env.pop("LOKI_URL", None) if "LOKI_URL" not in extra_env else None

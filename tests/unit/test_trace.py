@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from stackctl import cli, trace
+from tests.support.env import free_port
 
 RID = "a310ca5e3dcafc51182502e8247d2696"
 NGINX = {"time": "2026-11-24T22:15:33+00:00", "msec": 1795558533.341, "layer": "nginx", "instance": "vm",
@@ -394,7 +395,7 @@ def test_last_and_unknown_from_loki(fake_loki, capsys):
 
 
 def test_loki_unreachable_says_so_and_reads_the_local_files(log_dir, monkeypatch, capsys):
-    monkeypatch.setenv("LOKI_URL", f"http://127.0.0.1:{trace_free_port()}")
+    monkeypatch.setenv("LOKI_URL", f"http://127.0.0.1:{free_port()}")
     assert cli.main(["trace", "--last", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["request_id"] == "someone-else-0001"
@@ -411,14 +412,6 @@ def test_loki_answering_an_error_is_one_line_offering_the_files(fake_loki, monke
     assert "answered 500 to the query" in err and "./stack trace --files reads the local files" in err
     assert cli.main(["trace", RID, "--files"]) == 1  # the fixture's LOG_DIR has no files
     assert "LOG_DIR=" in capsys.readouterr().err
-
-
-def trace_free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the default level: one wide event per request ------------------------------------

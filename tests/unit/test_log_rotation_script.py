@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.validators.validator_helpers import REPO_ROOT, clean_env, require_tool
+from tests.support.env import clean_env
+from tests.support.tools import REPO_ROOT, require_tool
 
 SCRIPT = REPO_ROOT / "nginx" / "docker-entrypoint.d" / "40-log-rotation.sh"
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from stackctl import render
-from tests.validators.validator_helpers import require_tool
+from tests.support.tls import user_pair
+from tests.support.tools import require_tool
 
 
 def run_script(cert: Path, key: Path, generate: str = "on") -> subprocess.CompletedProcess:
@@ -19,18 +20,6 @@ def run_script(cert: Path, key: Path, generate: str = "on") -> subprocess.Comple
            "OPENSSL": require_tool("openssl"), "TLS_GENERATE": generate}
     return subprocess.run(["sh", str(render.TLS_CERT_SCRIPT)], env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=60)
-
-
-def user_pair(folder: Path, cn: str = "user.example", algorithm: str = "ec") -> tuple[Path, Path]:
-    """A certificate and key as a user would bring them (not the script's RSA/localhost)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cert, key = folder / "user-cert.pem", folder / "user-key.pem"
-    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if algorithm == "ec" else \
-        ["-newkey", "rsa:2048"]
-    subprocess.run([require_tool("openssl"), "req", "-x509", *newkey, "-nodes", "-days", "2",
-                    "-subj", f"/CN={cn}", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
 
 
 def digest(*paths: Path) -> list[str | None]:

@@ -6,7 +6,6 @@ accepts and never answers ("hang").
 """
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import sys
@@ -14,107 +13,19 @@ import threading
 import time
 import tracemalloc
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import structlog
 
 from pcbuilder import create_app, loki_shipping
-from pcbuilder.logging_config import configure_logging, json_formatter
+from pcbuilder.logging_config import configure_logging
 from pcbuilder.loki_backlog import ENTRY_OVERHEAD, Backlog
-from tests.stack_runner import free_port
-from tests.waiting import wait_until
-
-PUSH_PATH = "/loki/api/v1/push"
-
-
-class FakeLoki:
-    """Records pushes. ``script`` is a list of (status, headers) answered to the first
-    POSTs in turn (then 204); ``hang`` reads a request and never answers until released."""
-
-    def __init__(self, mode: str = "ok", script: list | None = None):
-        self.mode = mode
-        self.script = list(script or [])
-        self.pushes: list[dict] = []
-        self.post_times: list[float] = []
-        self.release = threading.Event()
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with fake.lock:
-                    fake.post_times.append(time.monotonic())
-                    status, headers = fake.script.pop(0) if fake.script else (204, {})
-                if fake.mode == "hang" and not fake.release.is_set():
-                    fake.release.wait()
-                    return
-                if status == 204:
-                    if self.headers.get("Content-Encoding") == "gzip":
-                        body = gzip.decompress(body)
-                    with fake.lock:
-                        fake.pushes.append({"path": self.path, "headers": dict(self.headers),
-                                            "body": json.loads(body)})
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}{PUSH_PATH}"
-
-    @property
-    def posts(self) -> int:
-        with self.lock:
-            return len(self.post_times)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-    def entries(self) -> list[tuple[dict, list]]:
-        """(stream labels, value) for every entry received so far."""
-        with self.lock:
-            pushes = list(self.pushes)
-        return [(s["stream"], v) for p in pushes for s in p["body"]["streams"] for v in s["values"]]
-
-    def lines(self) -> list[dict]:
-        return [json.loads(v[1]) for _, v in self.entries()]
-
-    def wait_for(self, predicate, timeout: float = 10.0):
-        return wait_until(predicate, timeout, "the fake Loki")
+from tests.support.env import free_port
+from tests.support.fake_loki import PUSH_PATH, FakeLoki
+from tests.support.waiting import wait_until
 
 
-LOKI_ENV = ["LOKI_URL", "LOKI_BACKLOG_BYTES", "LOKI_BATCH_INTERVAL", "LOKI_TIMEOUT",
-            "LOKI_BATCH_SIZE", "LOKI_SHUTDOWN_TIMEOUT", "LOKI_REPORT_INTERVAL",
-            "LOKI_MAX_BACKOFF", "STACK_ENV"]
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    for name in LOKI_ENV:
-        monkeypatch.delenv(name, raising=False)
-    yield
-    loki_shipping.configure(None, json_formatter("test"))
+pytestmark = pytest.mark.usefixtures("no_loki_env")
 
 
 @pytest.fixture

@@ -1,0 +1,102 @@
+"""A wire-format stand-in for Loki's push API: an http.server in a thread on 127.0.0.1.
+
+It is not Loki. It records what is POSTed to /loki/api/v1/push (labels, nanosecond
+timestamps, structured metadata), answers with scripted statuses, or accepts and never
+answers ("hang"). Tests of what the app *sends* use it; delivery, outages, queries and
+alerts are proven against the real Loki (tests/support/real.py).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.waiting import wait_until
+
+PUSH_PATH = "/loki/api/v1/push"
+
+
+class FakeLoki:
+    """Records pushes. ``ready``: also answers ``GET /ready`` like a ready Loki. ``script`` is a list of (status, headers) answered to the first
+    POSTs in turn (then 204); ``hang`` reads a request and never answers until released."""
+
+    def __init__(self, mode: str = "ok", script: list | None = None, ready: bool = False):
+        self.mode = mode
+        self.script = list(script or [])
+        self.pushes: list[dict] = []
+        self.post_times: list[float] = []
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with fake.lock:
+                    fake.post_times.append(time.monotonic())
+                    status, headers = fake.script.pop(0) if fake.script else (204, {})
+                if fake.mode == "hang" and not fake.release.is_set():
+                    fake.release.wait()
+                    return
+                if status == 204:
+                    if self.headers.get("Content-Encoding") == "gzip":
+                        body = gzip.decompress(body)
+                    with fake.lock:
+                        fake.pushes.append({"path": self.path, "headers": dict(self.headers),
+                                            "body": json.loads(body)})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self):
+                # /ready like a ready Loki (only when asked for: ./stack up checks it)
+                code, body = (200, b"ready\n") if ready and self.path == "/ready" else (404, b"")
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{PUSH_PATH}"
+
+    @property
+    def posts(self) -> int:
+        with self.lock:
+            return len(self.post_times)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def entries(self) -> list[tuple[dict, list]]:
+        """(stream labels, value) for every entry received so far."""
+        with self.lock:
+            pushes = list(self.pushes)
+        return [(s["stream"], v) for p in pushes for s in p["body"]["streams"] for v in s["values"]]
+
+    def lines(self) -> list[dict]:
+        return [json.loads(v[1]) for _, v in self.entries()]
+
+    def wait_for(self, predicate, timeout: float = 10.0):
+        return wait_until(predicate, timeout, "the fake Loki")
