@@ -20,7 +20,7 @@ from pathlib import Path
 from pcbuilder.healthcheck import check as uwsgi_check
 from pcbuilder.loki_url import query_base, redacted
 
-from . import k8s, logfiles, render, settings, tools
+from . import k8s, leftovers, logfiles, render, settings, tools
 from .console import StackError, say, warn
 from .settings import Settings, SettingsError
 from .supervisor_client import processes, proxy, supervisord_pid
@@ -35,6 +35,7 @@ def _preflight(s: Settings) -> None:
     if pid:
         raise StackError(f"a stack is already running from {s.run_dir} (supervisord pid {pid});"
                          " run ./stack down first, or set RUN_DIR for a second stack")
+    _stop_leftovers(s)
     if not Path(s.nginx_bin).exists():
         raise StackError(f"nginx not found at {s.nginx_bin}: install it (apt-get install nginx)"
                          " or set NGINX_BIN")
@@ -241,9 +242,27 @@ def start(s: Settings) -> None:
                      f" and {s.log_dir}")
 
 
+def _orphaned(found: list) -> str:
+    return (f"the supervisord of this RUN_DIR is gone, but {len(found)} of its programs"
+            f" still run: {leftovers.describe(found)}")
+
+
+def _stop_leftovers(s: Settings) -> bool:
+    """What a dead supervisord left running from RUN_DIR, stopped as ./stack down would."""
+    found = leftovers.find(s.run_dir)
+    if not found:
+        return False
+    say(_orphaned(found) + "; stopping them")
+    leftovers.stop(found, progress=say)
+    say("stopped")
+    return True
+
+
 def stop(s: Settings, quiet: bool = False) -> bool:
     pid = supervisord_pid(s.run_dir)
     if not pid:
+        if _stop_leftovers(s):
+            return True
         if not quiet:
             say(f"no stack running from {s.run_dir}")
         return False
@@ -319,6 +338,7 @@ def status_report(s: Settings) -> dict:
     report = {"running": bool(pid), "supervisord_pid": pid, "url": s.base_url + "/pc-builder-app/main",
               "log_dir": str(s.log_dir), "processes": []}
     if not pid:
+        report["leftovers"] = [{"name": left.name, "pid": left.pid} for left in leftovers.find(s.run_dir)]
         return report
     for info in processes(s.run_dir):
         entry = {"name": info["name"], "state": info["statename"], "pid": info["pid"] or None,
@@ -350,6 +370,9 @@ def cmd_status(s: Settings, args) -> int:
     report = status_report(s)
     if args.json:
         print(json.dumps(report, indent=2))
+    elif report.get("leftovers"):
+        found = [leftovers.Leftover(p["name"], p["pid"]) for p in report["leftovers"]]
+        print(f"stack: not running: {_orphaned(found)}; ./stack down stops them")
     elif not report["running"]:
         print(f"stack: not running (RUN_DIR {s.run_dir})")
     else:
