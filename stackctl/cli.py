@@ -42,6 +42,8 @@ def _preflight(s: Settings) -> None:
     if not Path(s.uwsgi_bin).exists():
         raise StackError(f"uwsgi not found at {s.uwsgi_bin}: pip install -r requirements.txt"
                          " or set UWSGI_BIN")
+    if tools.missing("setpriv"):  # util-linux: every program's parent-death signal
+        raise StackError(tools.missing("setpriv"))
     for name, binary, used in (("LOKI_BIN", s.loki_bin, s.runs_loki),
                                ("ALLOY_BIN", s.alloy_bin, s.ships_with_alloy)):
         if used and not Path(binary).is_file():
