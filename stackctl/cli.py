@@ -20,7 +20,7 @@ from pathlib import Path
 from pcbuilder.healthcheck import check as uwsgi_check
 from pcbuilder.loki_url import query_base, redacted
 
-from . import k8s, leftovers, logfiles, render, settings, tools
+from . import k8s, leftovers, logfiles, logview, render, settings, tools
 from .console import StackError, say, warn
 from .settings import Settings, SettingsError
 from .supervisor_client import processes, proxy, supervisord_pid
@@ -390,23 +390,36 @@ def cmd_status(s: Settings, args) -> int:
 
 def _pretty_line(line: str) -> str:
     record = logfiles.parse(line)
-    return logfiles.pretty(record) if record is not None else f"(not JSON) {line}"
+    return logview.pretty(record) if record is not None else f"(not JSON) {line}"
+
+
+#: lines ``logs -f`` shows before following when no -n is given (tail's default)
+FOLLOW_BACKLOG = 10
 
 
 def cmd_logs(s: Settings, args) -> int:
     if not s.log_dir.is_dir():
         raise StackError(f"LOG_DIR={s.log_dir} does not exist: no stack has logged there")
-    records = logfiles.read_records(s.log_dir)
-    if args.request:
-        records = [r for r in records if r.get("request_id") == args.request]
-        if not records:
-            raise StackError(f"no log line carries request id {args.request!r} in {s.log_dir}")
+    wanted = logview.Filter(args.layer, args.level, args.status, args.request)
+    offsets = logfiles.end_offsets(s.log_dir)  # history up to here, follow from here
+    records = [r for r in map(logfiles.parse, logfiles.history(offsets)) if r is not None and wanted(r)]
+    if args.request and not records and not args.follow:
+        raise StackError(f"no log line carries request id {args.request!r} in {s.log_dir}")
     records.sort(key=lambda r: logfiles.event_time(r) or 0.0)
-    for record in records[-args.lines:] if args.lines else records:
-        print(logfiles.pretty(record))
+    lines = FOLLOW_BACKLOG if args.lines is None and args.follow else args.lines
+    for record in records if lines is None else records[len(records) - lines:]:
+        print(logview.pretty(record))
     if args.follow:
+        def emit(line: str) -> None:
+            record = logfiles.parse(line)
+            if record is None:
+                if wanted == logview.Filter():
+                    print(f"(not JSON) {line}", flush=True)
+            elif wanted(record):
+                print(logview.pretty(record), flush=True)
+
         try:
-            logfiles.follow(s.log_dir, lambda line: print(_pretty_line(line), flush=True), stop=lambda: False)
+            logfiles.follow(s.log_dir, emit, stop=lambda: False, offsets=offsets)
         except KeyboardInterrupt:
             pass
     return 0
@@ -436,14 +449,20 @@ def cmd_trace(s: Settings, args) -> int:
 
 # --- entry point ----------------------------------------------------------------------
 
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
-    return value
+def _count(raw: str) -> int:
+    if not raw.isdigit():
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number (0 or more)")
+    return int(raw)
+
+
+def _checked(parse):
+    """An argparse type from a parser that raises ValueError with the reason."""
+    def check(raw: str):
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return check
 
 
 def parser() -> argparse.ArgumentParser:
@@ -460,8 +479,17 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status, needs=set())
     lg = sub.add_parser("logs", help="all layers' JSON lines, prettified, in time order")
-    lg.add_argument("-f", "--follow", action="store_true")
-    lg.add_argument("-n", "--lines", type=_positive, default=0, help="only the last N lines")
+    lg.add_argument("-f", "--follow", action="store_true",
+                    help=f"then print new lines as they come, in time order (with no -n: after"
+                         f" the last {FOLLOW_BACKLOG})")
+    lg.add_argument("-n", "--lines", type=_count, metavar="N", help="only the last N lines (0: none)")
+    lg.add_argument("--layer", type=_checked(logview.layers), metavar="L[,L]",
+                    help=f"only these layers ({', '.join(logview.LAYERS)})")
+    lg.add_argument("--level", type=_checked(logview.level), metavar="LEVEL",
+                    help="only lines at LEVEL or worse (the app's and the browser's: DEBUG, INFO,"
+                         " WARNING, ERROR)")
+    lg.add_argument("--status", type=_checked(logview.statuses), metavar="S[,S]",
+                    help="only lines of requests answered with these statuses (404, 5xx)")
     lg.add_argument("--request", metavar="ID", help="only the lines of this request id")
     lg.set_defaults(func=cmd_logs, needs={"LOG_DIR"})
     tr = sub.add_parser("trace", help="the twelve steps of one request (Loki if LOKI_URL, else files)")
