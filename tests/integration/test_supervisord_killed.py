@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -54,17 +55,12 @@ class SlowUpload:
 
 
 def _tree(pid: int) -> list[int]:
-    """pid and its descendants (NGINX's and uWSGI's workers), as ps sees them."""
-    rows = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True,
-                          check=True).stdout.split("\n")
-    parents = dict(tuple(map(int, row.split())) for row in rows if row.strip())
-    tree, todo = [pid], [pid]
-    while todo:
-        parent = todo.pop()
-        children = [p for p, pp in parents.items() if pp == parent]
-        tree += children
-        todo += children
-    return tree
+    """pid and its descendants (NGINX's and uWSGI's workers), as the kernel lists them."""
+    try:
+        children = (Path("/proc") / str(pid) / "task" / str(pid) / "children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(p for child in children for p in _tree(int(child)))]
 
 
 def _programs(stack) -> dict[str, int]:
@@ -91,7 +87,7 @@ def _kill_supervisord(stack) -> tuple[list[int], dict[str, int]]:
 
 def test_programs_stop_with_a_killed_supervisord_and_stack_commands_say_so(tmp_path):
     stack = start_stack(tmp_path)
-    upload = None
+    upload, commands = None, []
     try:
         upload = SlowUpload(stack.port)
         pids, programs = _kill_supervisord(stack)
@@ -114,6 +110,7 @@ def test_programs_stop_with_a_killed_supervisord_and_stack_commands_say_so(tmp_p
 
         down = subprocess.Popen([str(STACK), "down"], env=stack.env, cwd=ROOT, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        commands.append(down)
         first = down.stdout.readline()
         assert "still run: nginx" in first and "stopping them" in first, first
         answer = upload.finish()  # the request in flight gets its answer, then NGINX exits
@@ -134,6 +131,7 @@ def test_programs_stop_with_a_killed_supervisord_and_stack_commands_say_so(tmp_p
         pids, programs = _kill_supervisord(stack)
         up = subprocess.Popen([str(STACK), "up", "-d"], env=stack.env, cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        commands.append(up)
         first = up.stdout.readline()
         assert f"nginx (pid {programs['nginx']})" in first and "stopping them" in first, first
         upload.finish()
@@ -146,4 +144,10 @@ def test_programs_stop_with_a_killed_supervisord_and_stack_commands_say_so(tmp_p
     finally:
         if upload is not None:
             upload.close()
+        for command in commands:  # a ./stack up still running would start a stack after us
+            try:
+                command.communicate(timeout=180)
+            except subprocess.TimeoutExpired:
+                command.kill()
+                command.communicate()
         stop_stack(stack)

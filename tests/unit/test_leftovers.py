@@ -2,6 +2,8 @@
 by this RUN_DIR's marker only, stopped with their own signal, killed after their stop wait."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -23,13 +25,16 @@ def spawn():
     def run(run_dir, name, script):
         env = {"SUPERVISOR_SERVER_URL": f"unix://{run_dir / 'supervisor.sock'}",
                "SUPERVISOR_PROCESS_NAME": name, "PATH": "/usr/bin:/bin"}
-        proc = subprocess.Popen(["sh", "-c", script], env=env)
+        proc = subprocess.Popen(["sh", "-c", script], env=env, start_new_session=True)
         started.append(proc)
         return proc
 
     yield run
-    for proc in started:
-        proc.kill()
+    for proc in started:  # the shell and whatever it started (its group), by PID
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait()
 
 
