@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from stackctl import cli, trace
+from stackctl.trace import lines as request_lines, sources, table, waterfall
 from tests.support.env import free_port
 
 RID = "a310ca5e3dcafc51182502e8247d2696"
@@ -119,7 +120,7 @@ def test_missing_lines_are_shown_missing_not_invented(drop, missing):
         assert steps[n]["time"] is None and steps[n]["source"] == "missing"
         assert steps[n]["offset_ms"] is None
     assert set(missing) <= set(result["missing"])
-    assert "MISSING" in trace.render(result)
+    assert "MISSING" in table.render(result) and "MISSING" in waterfall.render(result)
 
 
 def test_a_missing_finished_line_keeps_the_rest():
@@ -147,7 +148,7 @@ def test_retry_is_shown_with_every_attempt():
     assert by_number(result)[10]["time"] == pytest.approx(by_number(result)[2]["time"] + 0.075)
     assert result["summary"]["retry"] is True
     assert any("retried" in n for n in result["notes"])
-    assert "(after a RETRY)" in trace.render(result)
+    assert "(after a RETRY)" in table.render(result) and "(after a RETRY)" in waterfall.render(result)
 
 
 def test_a_502_without_connection_keeps_step_10_and_prints_no_none():
@@ -163,8 +164,8 @@ def test_a_502_without_connection_keeps_step_10_and_prints_no_none():
     assert steps[3]["time"] is None and "no connection made (upstream_connect_time -)" in steps[3]["detail"]
     assert "connect - (no connection)" in steps[3]["detail"]
     assert steps[10]["time"] == pytest.approx(steps[2]["time"])
-    text = trace.render(result)
-    assert "None" not in text, text
+    for text in (table.render(result), waterfall.render(result)):
+        assert "None" not in text, text
 
 
 def test_retry_picks_the_uwsgi_line_of_the_server_that_answered():
@@ -202,7 +203,7 @@ def test_skewed_browser_clock_is_aligned_on_nginx_and_the_skew_shown():
     assert steps[12]["time"] - steps[1]["time"] == pytest.approx(0.0827, abs=1e-6)  # durations kept
     assert result["order"]["consistent"]
     assert "shifted" in steps[1]["detail"]
-    assert "skew: +2501.250 ms" in trace.render(result)
+    assert "skew: +2501.250 ms" in table.render(result) and "skew: +2501.250 ms" in waterfall.render(result)
 
 
 def test_browser_clock_behind_is_aligned_too():
@@ -244,7 +245,7 @@ def test_inconsistent_order_is_reported_not_hidden():
     lines[2]["time"] = "2026-11-24T22:15:33.100000+00:00"  # request.started before NGINX got it
     result = trace.derive(lines, RID)
     assert not result["order"]["consistent"]
-    assert "INCONSISTENT" in trace.render(result)
+    assert "INCONSISTENT" in table.render(result) and "INCONSISTENT" in waterfall.render(result)
 
 
 def test_several_nginx_lines_with_one_id_are_noted():
@@ -266,17 +267,24 @@ def test_garbage_values_do_not_crash():
 
 
 def test_nginx_lists_with_retries_and_redirects():
-    assert trace._nginx_list("unix:/a.sock, unix:/b.sock : 127.0.0.1:3031") == [
+    assert request_lines.nginx_list("unix:/a.sock, unix:/b.sock : 127.0.0.1:3031") == [
         "unix:/a.sock", "unix:/b.sock", "127.0.0.1:3031"]
-    assert trace._nginx_list("") == [] and trace._nginx_list("[::1]:80") == ["[::1]:80"]
+    assert request_lines.nginx_list("") == [] and request_lines.nginx_list("[::1]:80") == ["[::1]:80"]
 
 
-def test_last_request_skips_the_beacon_and_health_probes():
+def test_last_request_skips_the_beacon_health_probes_and_static_files():
     lines = recorded() + [
         {**NGINX, "request_id": "beacon-0000001", "uri": "/pc-builder-app/api/timing", "msec": 1795558599.0},
         {**NGINX, "request_id": "ready-00000001", "uri": "/pc-builder-app/readyz", "msec": 1795558599.5},
+        {**NGINX, "request_id": "healthy-000001", "uri": "/pc-builder-app/healthz?x=1", "msec": 1795558599.6},
+        {**NGINX, "request_id": "static-0000001", "uri": "/pc-builder-app/static/js/app.js", "msec": 1795558599.7},
+        {**NGINX, "request_id": "outside-000001", "uri": "/favicon.ico", "msec": 1795558599.8},
     ]
-    assert trace.last_request_id(lines) == "someone-else-0001"
+    assert [r["request_id"] for r in sources.recent_requests(lines, 1)] == ["someone-else-0001"]
+    api = {**NGINX, "request_id": "api-000000001", "uri": "/pc-builder-app/api/builds", "method": "POST",
+           "msec": 1795558599.9}
+    assert [r["request_id"] for r in sources.recent_requests(lines + [api], 5)] == [
+        RID, "someone-else-0001", "api-000000001"]
 
 
 # --- the command: files and Loki --------------------------------------------------------
@@ -300,8 +308,13 @@ def no_running_stack(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RUN_DIR", str(tmp_path_factory.mktemp("run")))
 
 
-def test_command_prints_a_table_and_json(log_dir, capsys):
+def test_command_draws_a_waterfall_or_prints_a_table_and_json(log_dir, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
     assert cli.main(["trace", RID]) == 0
+    out = capsys.readouterr().out
+    assert "NGINX sends it to the client" in out and "█" in out and "queue before uWSGI" in out
+    assert max(map(len, out.splitlines())) <= 100
+    assert cli.main(["trace", RID, "--table"]) == 0
     out = capsys.readouterr().out
     assert "NGINX sends it to the client" in out and "measured" in out and "derived" in out
     assert cli.main(["trace", RID, "--json"]) == 0
@@ -492,6 +505,7 @@ def test_last_request_comes_from_the_tail_of_the_access_log(tmp_path):
     many = [{**OTHER, "request_id": f"older-{i:06d}", "msec": 1795558500.0 + i / 1000} for i in range(5000)]
     newest = {**NGINX, "msec": 1795558600.0}
     beacon = {**OTHER, "request_id": "beacon-000001", "msec": 1795558601.0,
-              "uri": trace.BEACON_PATH}
+              "uri": sources.BEACON_PATH}
     write_logs(tmp_path, {"nginx/access.log": [*many, newest, beacon]})
-    assert trace.last_request_id_from_files(tmp_path) == RID
+    assert [r["request_id"] for r in sources.Files(tmp_path).recent(1)] == [RID]
+    assert [r["request_id"] for r in sources.Files(tmp_path).recent(3)] == ["older-004998", "older-004999", RID]
