@@ -124,7 +124,7 @@ Network tab), or click one in the overview's *Recent errors* or *Slow and failed
 every panel stays empty.
 
 **The twelve steps of request `$request_id`**, derived as `./stack trace <id>` derives them \
-(one function per step in stackctl/trace/derive.py, the same step in LogQL in stackctl/trace/logql.py).
+(one function per step in stackctl/trace/derivation.py, the same step in LogQL in stackctl/trace/logql.py).
 
 - **Waterfall**: one bar per step, from the previous step to this one, on one axis in ms after the \
 request's first step: the longest bar is where the time went.

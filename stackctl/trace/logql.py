@@ -2,7 +2,7 @@
 
 ``step_NN_<key>()`` is step NN's time as an instant query over the dashboard range: at most
 one series labelled ``step, name, layer, source, detail`` (the names and layers of
-``steps.STEPS``), valued in epoch seconds. It mirrors ``derive.step_NN_<key>`` (same
+``steps.STEPS``), valued in epoch seconds. It mirrors ``derivation.step_NN_<key>`` (same
 name, same fields); steps 5 and 6 come from the app's wide event ``request.finished``
 (``start_us``, ``db_start_us``). The panels run instant queries built from them: AT (each
 step's time in ms after the request's first step), HOP (each step's time minus the

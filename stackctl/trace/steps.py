@@ -1,9 +1,9 @@
 """The twelve steps of one request: the one definition.
 
-``./stack trace`` (``derive.py``: one Python function per step), the request-trace dashboard
+``./stack trace`` (``derivation.py``: one Python function per step), the request-trace dashboard
 (``logql.py``: one LogQL function per step, same name) and the README's table
 (tests/unit/test_trace_steps.py) all read this table. Step N is derived by
-``derive.step_NN_<key>`` and queried by ``logql.step_NN_<key>``.
+``derivation.step_NN_<key>`` and queried by ``logql.step_NN_<key>``.
 
     python3 -m stackctl.trace.steps            # the README's table (Markdown)
     python3 -m stackctl.trace.steps --json     # the definition, for the dashboard tests (node)
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 @dataclass(frozen=True)
 class Step:
     number: int
-    key: str    #: names the step's functions: derive.step_NN_<key>, logql.step_NN_<key>
+    key: str    #: names the step's functions: derivation.step_NN_<key>, logql.step_NN_<key>
     name: str
     layer: str  #: the layer that knows it ("app/uwsgi": the hand-back between them)
     timed_by: str  #: the log field(s) that time it, as the README's table says

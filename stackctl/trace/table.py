@@ -36,19 +36,21 @@ def heading(trace: dict, where: str = "") -> list[str]:
 def kept_why(trace: dict) -> str:
     """Why the app's fine events are in the logs ('' when they are not)."""
     kept = trace.get("kept_detail") or {}
+    found = len(kept.get("events") or [])
+    why = kept.get("why")
+    if why == "debug":
+        return f"detail: {found} fine events of the app (LOG_LEVEL=DEBUG writes them for every request)"
     reason = {"error": "the request failed (5xx or an unhandled exception)",
               "slow": "the request was slow (LOG_DETAIL_SLOW_MS)",
-              "sampled": "the request was sampled (LOG_DETAIL_SAMPLE)",
-              "debug": "LOG_LEVEL=DEBUG writes them for every request"}.get(kept.get("why"))
+              "sampled": "the request was sampled (LOG_DETAIL_SAMPLE)"}.get(why)
     if not reason:
         return ""
-    counts = []
-    if kept.get("kept") is not None:
-        counts.append(f"{kept['kept']} kept")
+    text = f"detail kept because {reason}: {found} fine events of the app"
+    if kept.get("kept") is not None and kept["kept"] != found:
+        text += f" (the app kept {kept['kept']})"
     if kept.get("dropped"):
-        counts.append(f"{kept['dropped']} dropped (over the per-request bound)")
-    return (f"detail: {len(kept.get('events') or [])} fine events of the app, because {reason}"
-            + (f"; {', '.join(counts)}" if counts else ""))
+        text += f", {kept['dropped']} more dropped (over the per-request bound)"
+    return text
 
 
 def footer(trace: dict) -> list[str]:
