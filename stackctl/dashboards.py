@@ -171,7 +171,8 @@ def waterfall_panel() -> dict:
         11, "barchart", "Waterfall: the twelve steps on one time axis (ms after the first step)",
         "Each step's bar runs from the previous step to this one: the longest bar is where the time went. "
         "Two instant queries, AT (each step's time in ms after the request's first step) and HOP (the time "
-        "since the previous step); 'from' = AT - HOP is drawn transparent. ./stack trace draws the same.",
+        "since the previous step); 'from' = AT - HOP (when the previous step happened) is drawn transparent. "
+        "./stack trace draws the same.",
         (0, 4, 17, 12),
         [target("AT", ts.at_query(), "instant"), target("HOP", ts.hop_query(), "instant")],
         fieldConfig={"defaults": {"unit": "ms", "decimals": 3, "min": 0, "color": {"mode": "fixed", "fixedColor": "blue"},
@@ -187,10 +188,13 @@ def waterfall_panel() -> dict:
                  "tooltip": {"mode": "multi", "sort": "none"}},
         transformations=[
             {"id": "merge", "options": {}},
+            # from = AT - HOP, a missing hop (the first step, or a step after a missing one)
+            # counting as 0: the row's "diff" (last - first, nulls as zero) of HOP then AT.
+            {"id": "organize", "options": {"excludeByName": {}, "indexByName": {"Value #HOP": 0, "Value #AT": 1},
+                                           "renameByName": {}, "includeByName": {}}},
             {"id": "calculateField", "options": {
-                "mode": "binary", "alias": "from (ms)", "replaceFields": False,
-                "binary": {"left": {"matcher": {"id": "byName", "options": "Value #AT"}}, "operator": "-",
-                           "right": {"matcher": {"id": "byName", "options": "Value #HOP"}}}}},
+                "mode": "reduceRow", "alias": "from (ms)", "replaceFields": False,
+                "reduce": {"include": ["Value #HOP", "Value #AT"], "reducer": "diff", "nullValueMode": "null as zero"}}},
             {"id": "sortBy", "options": {"sort": [{"field": "step", "desc": False}]}},
             {"id": "organize", "options": {
                 "excludeByName": {n: True for n in ("Time", "step", "layer", "source", "detail", "Value #AT")},
@@ -418,6 +422,7 @@ def stack_overview() -> dict:
         panel(8, "logs", "Error log lines", "Raw lines behind the table above, newest first.", (0, 34, 24, 10),
               [target("A", error_lines, maxLines=200)],
               options=logs_options("Descending", show_labels=False)),
+        *requests_to_look_at(44),
     ]
     env = {"name": "env", "label": "env", "type": "query", "datasource": LOKI,
            "query": {"refId": "LokiVariableQueryEditor-VariableQuery", "type": 1, "label": "env",
@@ -429,7 +434,118 @@ def stack_overview() -> dict:
                      "Traffic, errors and latency across NGINX, uWSGI and the Flask app, from Loki.",
                      ["pc-builder", "overview"], "now-1h", "30s",
                      [link("Request trace", "/d/request-trace", "external link",
-                           "Follow one request_id across layers")], [env], panels)
+                           "Follow one request_id across layers")], [env, *overview_variables()], panels)
+
+
+#: Opens the request-trace dashboard on the hour around the row's request (``started``, epoch ms).
+TRACE_LINK_STARTED = ("/d/request-trace?var-request_id=${__value.raw}&time=${__data.fields.started.numeric}"
+                      "&time.window=3600000")
+#: What makes an app request worth a look: failed, slow, or its detail was kept.
+WORTH_A_LOOK = 'status >= 500 or duration_ms >= $slow_ms or detail=~"error|slow|sampled"'
+SLOW_GROUP = "request_id, instance, method, route, status, detail, detail_kept"
+#: Why the app's shipper gave lines up (service/pcbuilder/loki_backlog.py).
+DROP_REASONS = ("overflow", "rejected", "shutdown")
+
+
+def overview_variables() -> list[dict]:
+    """instance, route, status and the slow threshold, for the panels on the app's requests."""
+    instance = {"name": "instance", "label": "instance", "type": "query", "datasource": LOKI,
+                "query": {"refId": "LokiVariableQueryEditor-VariableQuery", "type": 1, "label": "instance",
+                          "stream": '{service_name="pc-builder", layer="app"}'},
+                "includeAll": True, "allValue": ".*", "multi": True,
+                "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "refresh": 2, "sort": 1,
+                "hide": 0, "description": "The app instance (uWSGI instance) of the requests below"}
+    route = {"name": "route", "label": "route", "type": "textbox", "query": ".*",
+             "current": {"selected": False, "text": ".*", "value": ".*"}, "hide": 0,
+             "description": "A regular expression over the Flask route, e.g. /pc-builder-app/api/.*"}
+    classes = [("2xx", "2.."), ("3xx", "3.."), ("4xx", "4.."), ("429", "429"), ("5xx", "5..")]
+    status = {"name": "status", "label": "status", "type": "custom", "query": ", ".join(f"{t} : {v}" for t, v in classes),
+              "options": [{"selected": False, "text": t, "value": v} for t, v in classes],
+              "includeAll": True, "allValue": ".*", "multi": True,
+              "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "hide": 0,
+              "description": "The response status of the requests below"}
+    slow = {"name": "slow_ms", "label": "slow (ms)", "type": "textbox", "query": "500",
+            "current": {"selected": False, "text": "500", "value": "500"}, "hide": 0,
+            "description": "A request this slow (app duration_ms) is listed; the app's LOG_DETAIL_SLOW_MS (500) "
+                           "keeps its detail"}
+    return [instance, route, status, slow]
+
+
+def requests_to_look_at(y: int) -> list[dict]:
+    """The overview's panels on single requests: slow and failed ones (linking to their
+    traces), the browser's timings, NGINX's 429s and the lines the app's shipper dropped."""
+    app = '{service_name="pc-builder", env=~"$env", layer="app", instance=~"$instance"}'
+    pipe = (f'| json event, route, duration_ms, start_us, detail, detail_kept | event="request.finished" '
+            f'| route=~"$route" | status=~"$status" | {WORTH_A_LOOK}')
+    duration = (f"topk(50, max_over_time({app} {pipe} | unwrap duration_ms | __error__=\"\" [$__range]) "
+                f"by ({SLOW_GROUP}))")
+    started = (f"(max_over_time({app} {pipe} | unwrap start_us | __error__=\"\" [$__range]) by ({SLOW_GROUP}) "
+               f"/ 1000) and {duration}")
+    columns = ["started", "request_id", "instance", "method", "route", "status", "duration (ms)", "detail",
+               "detail_kept"]
+    slow_and_failed = panel(
+        9, "table", "Slow and failed requests (click a request_id to trace it)",
+        "The app's requests (request.finished) that failed (5xx), took at least slow (ms), or whose detail the "
+        "app kept (detail: error, slow or sampled; detail_kept: how many fine events), the slowest 50 in the "
+        "range. request_id opens the request-trace dashboard on the hour around the request.",
+        (0, y, 24, 10),
+        [target("DURATION", duration, "instant"), target("STARTED", started, "instant")],
+        fieldConfig={"defaults": {"noValue": "—"}, "overrides": [
+            override("started", unit="dateTimeAsIso", custom__width=190),
+            override("duration (ms)", unit="none", decimals=3,
+                     custom__cellOptions={"type": "color-background", "mode": "gradient"},
+                     color={"mode": "continuous-GrYlRd"}),
+            override("request_id", links=[{"title": "Trace request ${__value.raw}", "url": TRACE_LINK_STARTED}])]},
+        options={"showHeader": True, "cellHeight": "sm", "frameIndex": 0,
+                 "sortBy": [{"displayName": "duration (ms)", "desc": True}]},
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": True},
+                "indexByName": {("Value #STARTED" if c == "started" else "Value #DURATION" if c == "duration (ms)"
+                                 else c): i for i, c in enumerate(columns)},
+                "renameByName": {"Value #STARTED": "started", "Value #DURATION": "duration (ms)"},
+                "includeByName": {}}},
+        ])
+
+    browser = '{service_name="pc-builder", env=~"$env", layer="browser"}'
+
+    def timing(ref: str, q: str, field: str, since: str, legend: str) -> dict:
+        return target(ref, f"quantile_over_time({q}, {browser} | json event, kind, {field}, {since} "
+                           f"| event=\"browser.timing\" | label_format kind=`{{{{ or .kind \"page\" }}}}`, "
+                           f"took=`{{{{ subf .{field} .{since} }}}}` | unwrap took | __error__=\"\" [$__auto]) "
+                           "by (kind)", legendFormat=legend)
+
+    browser_timings = timeseries(
+        10, "Browser timings (real users: steps 1 to 12)",
+        "From the browser's beacon (browser.timing): request sent (requestStart) to response received "
+        "(responseEnd), p50 and p95, for page views and the pages' fetch calls; then the page's render after the "
+        "response (DOMContentLoaded, load), p95. Milliseconds.", (0, y + 10, 12, 8),
+        [timing("A", "0.5", "responseEnd", "requestStart", "{{kind}} request -> response p50"),
+         timing("B", "0.95", "responseEnd", "requestStart", "{{kind}} request -> response p95"),
+         timing("C", "0.95", "domContentLoadedEventEnd", "responseEnd", "{{kind}} response -> DOMContentLoaded p95"),
+         timing("D", "0.95", "loadEventEnd", "responseEnd", "{{kind}} response -> load p95")],
+        "ms", {"displayMode": "list", "placement": "bottom"})
+    too_many = timeseries(
+        14, "429 Too Many Requests by path (NGINX's rate limits)",
+        "Requests NGINX refused with 429 (limit_req), per path (the URI without its query string).",
+        (12, y + 10, 12, 8),
+        [target("A", 'sum by (path) (count_over_time({service_name="pc-builder", env=~"$env", layer="nginx"} '
+                     '| json event, uri | event="nginx.access" | status="429" '
+                     '| label_format path=`{{ regexReplaceAll "[?#].*" .uri "" }}` [$__auto]))',
+                legendFormat="{{path}}")],
+        "short", {"displayMode": "list", "placement": "bottom"}, {"drawStyle": "bars", "fillOpacity": 60})
+    dropped = timeseries(
+        15, "Lines the app's shipper dropped (loki.report)",
+        "Log lines the app's Loki shipper gave up, per instance and reason: overflow (its backlog was full during an "
+        "outage: the oldest went), rejected (Loki refused a batch with a 4xx), shutdown (left at exit). The "
+        "loki.report lines that count them are shipped too, so they arrive once Loki is back.",
+        (0, y + 18, 24, 8),
+        [target(reason[0].upper(), f'sum by (instance) (sum_over_time({app} | json event, n="dropped.{reason}" '
+                                   f'| event="loki.report" | unwrap n | __error__="" [$__auto]))',
+                legendFormat=f"{{{{instance}}}} {reason}") for reason in DROP_REASONS],
+        "short", {"displayMode": "list", "placement": "bottom"}, {"drawStyle": "bars", "fillOpacity": 60})
+    return [slow_and_failed, browser_timings, too_many, dropped]
 
 
 DASHBOARDS = {"request-trace.json": request_trace, "stack-overview.json": stack_overview}
