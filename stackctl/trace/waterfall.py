@@ -92,7 +92,13 @@ class Canvas:
 
     def row(self, number: str, label: str, bar: str, value: str) -> None:
         self.rows.append(f"{number:>{NUMBER_WIDTH - 1}} {self.fit(label, self.label_width):<{self.label_width}} "
-                         f"{bar:<{self.bar_width}} {self.fit(value, VALUE_WIDTH):>{VALUE_WIDTH}}".rstrip())
+                         f"{self.fit(bar, self.bar_width):<{self.bar_width}} "
+                         f"{self.fit(value, VALUE_WIDTH):>{VALUE_WIDTH}}".rstrip())
+
+    def note(self, number: str, label: str, text: str) -> None:
+        """A row with text where the bar and the value go."""
+        self.rows.append(f"{number:>{NUMBER_WIDTH - 1}} {self.fit(label, self.label_width):<{self.label_width}} "
+                         f"{self.fit(text, self.bar_width + 1 + VALUE_WIDTH)}".rstrip())
 
     def mark(self, x: float) -> str:
         at = min(round(x), self.bar_width - 1)
@@ -113,7 +119,8 @@ class Canvas:
         return " " * start + cells[:self.bar_width - start]
 
 
-def _extent(trace: dict) -> tuple[float, float] | None:
+def extent(trace: dict) -> tuple[float, float] | None:
+    """(first, last) epoch seconds the waterfall spans: every step, render and fine event."""
     times = [s["time"] for s in trace["steps"] if s["time"] is not None]
     for s in trace["steps"]:
         times += [t for t in (s.get("dom_content_loaded"), s.get("load_end"), s.get("uwsgi_logged_end")) if t]
@@ -141,12 +148,12 @@ def _events_by_hop(trace: dict, present: list[dict]) -> dict[int, list[dict]]:
 def render(trace: dict, where: str = "", columns: int = 100, unicode: bool = True) -> str:
     chars = UNICODE if unicode else ASCII
     out = _wrapped(table.heading(trace, where), columns)
-    extent = _extent(trace)
-    if extent is None:
+    window = extent(trace)
+    if window is None:
         out += ["", "no step of this request has a time"] + _wrapped(table.footer(trace), columns)
         return "\n".join(out)
     canvas = Canvas(columns, chars)
-    axis = Axis(*extent, canvas.bar_width)
+    axis = Axis(*window, canvas.bar_width)
     canvas.row("", "", axis.ticks(), "")
     present = [s for s in trace["steps"] if s["time"] is not None]
     events = _events_by_hop(trace, present)
@@ -175,7 +182,7 @@ def render(trace: dict, where: str = "", columns: int = 100, unicode: bool = Tru
         if s["number"] == 12:
             _render_rows(canvas, axis, s)
     legend = (f"{chars['mark']} a step, {chars['full']} the time to the next step; ms from the first step"
-              f" (= {format_ms((extent[1] - extent[0]) * 1000)} ms wide)")
+              f" (= {format_ms((window[1] - window[0]) * 1000)} ms wide)")
     out += [""] + canvas.rows + [""] + _wrapped([legend] + table.footer(trace), columns)
     return "\n".join(out)
 
