@@ -28,6 +28,25 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 SLACK_S = {"nginx": 0.001, "uwsgi": 1e-6, "app": 1e-6, "browser": 1e-4}
 
 
+def browser_line(stack, rid: str) -> dict:
+    return stack.wait_for(
+        lambda: next((r for r in stack.records("browser") if r.get("request_id") == rid), None),
+        timeout=15, what=f"the browser.timing line of {rid}")
+
+
+def twelve_steps(stack, rid: str) -> dict:
+    """``./stack trace <id> --json`` once uWSGI's line is written: all twelve steps, 1 and
+    12 measured by the browser."""
+    stack.wait_for(lambda: any(r.get("request_id") == rid for r in stack.records("uwsgi")),
+                   what="the uWSGI line")
+    data = json.loads(stack.run("trace", rid, "--json").stdout)
+    steps = {s["number"]: s for s in data["steps"]}
+    assert list(steps) == list(range(1, 13)) and data["missing"] == [], data["missing"]
+    assert steps[1]["layer"] == steps[12]["layer"] == "browser"
+    assert steps[1]["source"] == steps[12]["source"] == "measured"
+    return data
+
+
 def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
@@ -60,9 +79,7 @@ def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
         assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
 
-        beacon = stack.wait_for(
-            lambda: next((r for r in stack.records("browser") if r.get("request_id") == rid), None),
-            timeout=15, what=f"the browser.timing beacon of {rid}")
+        beacon = browser_line(stack, rid)
     finally:
         context.close()
 
@@ -70,14 +87,8 @@ def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
     assert beacon["beacon_request_id"] != rid
     assert beacon["loadEventEnd"] >= beacon["domContentLoadedEventEnd"] >= beacon["responseEnd"] > 0
 
-    stack.wait_for(lambda: any(r.get("request_id") == rid for r in stack.records("uwsgi")),
-                   what="the uWSGI line")
-    result = stack.run("trace", rid, "--json")
-    data = json.loads(result.stdout)
+    data = twelve_steps(stack, rid)
     steps = {s["number"]: s for s in data["steps"]}
-    assert list(steps) == list(range(1, 13)) and data["missing"] == [], data["missing"]
-    assert steps[1]["layer"] == steps[12]["layer"] == "browser"
-    assert steps[1]["source"] == steps[12]["source"] == "measured"
     assert data["browser_skew_ms"] is not None
 
     # client send <= NGINX receive <= uWSGI start <= Flask start <= Flask end <= uWSGI end
@@ -92,16 +103,6 @@ def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
     human = stack.run("trace", rid).stdout
     assert "client sends the request" in human and "MISSING" not in human
     print(human)  # shown with -s: a real example for the README
-
-
-def check_the_twelve_steps(stack, rid):
-    data = json.loads(stack.run("trace", rid, "--json").stdout)
-    steps = {s["number"]: s for s in data["steps"]}
-    assert list(steps) == list(range(1, 13)) and data["missing"] == [], data["missing"]
-    assert steps[1]["layer"] == steps[12]["layer"] == "browser"
-    assert steps[1]["source"] == steps[12]["source"] == "measured"
-    assert data["order"]["consistent"] is True, data["order"]
-    return data
 
 
 def test_a_builder_pick_is_traced_with_its_browser_steps(stack, browser):
@@ -119,9 +120,7 @@ def test_a_builder_pick_is_traced_with_its_browser_steps(stack, browser):
         # The verdict names the request that produced it, and so does the footer now.
         page.locator(f"#build-result .verdict-request-id:text-is('{rid}')").wait_for()
         assert page.locator("#request-id").inner_text() == rid
-        timing = stack.wait_for(
-            lambda: next((r for r in stack.records("browser") if r.get("request_id") == rid), None),
-            timeout=15, what=f"the browser.timing line of the fetch {rid}")
+        timing = browser_line(stack, rid)
     finally:
         context.close()
 
@@ -132,9 +131,8 @@ def test_a_builder_pick_is_traced_with_its_browser_steps(stack, browser):
     assert 0 < timing["requestStart"] <= timing["responseStart"] <= timing["responseEnd"]
     assert timing["timeOrigin"] > 1e12
     assert "domContentLoadedEventEnd" not in timing and "loadEventEnd" not in timing
-    stack.wait_for(lambda: any(r.get("request_id") == rid for r in stack.records("uwsgi")),
-                   what="the uWSGI line")
-    check_the_twelve_steps(stack, rid)
+    data = twelve_steps(stack, rid)
+    assert data["order"]["consistent"] is True, data["order"]
     human = stack.run("trace", rid).stdout
     assert "POST /pc-builder-app/api/builds" in human and "MISSING" not in human
     print(human)
