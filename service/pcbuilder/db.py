@@ -217,8 +217,9 @@ def list_components(category: str | None = None, search: str | None = None,
                     sort: str = "category", order: str = "asc") -> list[dict]:
     """Components, optionally of one category and/or matching ``search`` in name or brand.
 
-    Equal sort keys keep the catalog's order (``id``). ``sort`` is one of :data:`SORT_COLUMNS`, ``order`` is ``asc`` or ``desc``; anything
-    else raises ValueError (they become SQL text, so they are never passed through).
+    Equal sort keys keep the catalog's order (``id``). ``sort`` is one of
+    :data:`SORT_COLUMNS`, ``order`` is ``asc`` or ``desc``; anything else raises
+    ValueError (they become SQL text, so they are never passed through).
     """
     if sort not in SORT_COLUMNS:
         raise ValueError(f"unknown sort key: {sort!r}")

@@ -125,14 +125,12 @@ def check_build():
     cannot work with the ones chosen (what the builder's pickers mark).
     """
     selection = _parse_selection(_read_json_object())
-    if not selection:
-        return {"components": [], **compatibility_rules.check_build({}), "conflicts": {}}
-    # Every component, in one query: the chosen ones, and the options to mark as conflicts.
-    components = db.list_components()
-    build, errors = compatibility_rules.resolve_selection(selection, {c["id"]: c for c in components})
+    found = db.get_components(selection.values())
+    build, errors = compatibility_rules.resolve_selection(selection, found)
     if errors:
         raise ApiError(422, "some components cannot be used",
                        " ".join(f"{e['category']}: {e['message']}" for e in errors))
     result = compatibility_rules.check_build(build)
+    # As the builder page: the chosen parts, then every option, to mark what does not fit.
     return {"components": [build[c] for c in CATEGORIES if c in build], **result,
-            "conflicts": compatibility_rules.conflicts(build, components)}
+            "conflicts": compatibility_rules.conflicts(build, db.list_components()) if build else {}}
