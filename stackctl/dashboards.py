@@ -512,7 +512,7 @@ def requests_to_look_at(y: int) -> list[dict]:
 
     def timing(ref: str, q: str, field: str, since: str, legend: str) -> dict:
         return target(ref, f"quantile_over_time({q}, {browser} | json event, kind, {field}, {since} "
-                           f"| event=\"browser.timing\" | label_format kind=`{{{{ or .kind \"page\" }}}}`, "
+                           f"| event=\"browser.timing\" | label_format kind=`{{{{ or .kind \"navigation\" }}}}`, "
                            f"took=`{{{{ subf .{field} .{since} }}}}` | unwrap took | __error__=\"\" [$__auto]) "
                            "by (kind)", legendFormat=legend)
 

@@ -257,7 +257,7 @@ def step_12_client_receives(req: RequestLines, steps: dict) -> dict:
     return step(12, received, "measured", f"responseEnd ({_timing_api(beacon)})" +
                 (f"; {what}: {', '.join(rendered)}" if rendered else ""),
                 dom_content_loaded=dcl, load_end=load, beacon_request_id=beacon.get("beacon_request_id"),
-                kind=beacon.get("kind") or "page")
+                kind=beacon.get("kind") or "navigation")
 
 
 # --- the whole trace -----------------------------------------------------------------------

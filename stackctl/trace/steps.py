@@ -5,13 +5,11 @@
 (tests/unit/test_trace_steps.py) all read this table. Step N is derived by
 ``derivation.step_NN_<key>`` and queried by ``logql.step_NN_<key>``.
 
-    python3 -m stackctl.trace.steps            # the README's table (Markdown)
-    python3 -m stackctl.trace.steps --json     # the definition, for the dashboard tests (node)
+    python3 -m stackctl.trace            # the README's table (Markdown)
+    python3 -m stackctl.trace --json     # the definition, for the dashboard tests (node)
 """
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import asdict, dataclass
 
 
@@ -69,23 +67,13 @@ ORDER_CHAIN = (1, 2, 4, 5, 7, 9, 11, 12)
 RESOLUTION_S = {"nginx": 0.001, "uwsgi": 1e-6, "app": 1e-6, "browser": 1e-4}
 
 
+def as_data() -> list[dict]:
+    """The definition as JSON-able data (with each step's row label)."""
+    return [{**asdict(s), "label": s.label} for s in STEPS]
+
+
 def markdown_table() -> str:
     """The README's table of the twelve steps."""
     rows = ["| # | step | layer | log field that times it |", "|---|---|---|---|"]
     rows += [f"| {s.number} | {s.name} | {s.layer} | {s.timed_by} |" for s in STEPS]
     return "\n".join(rows)
-
-
-def main(argv: list[str]) -> int:
-    if argv[1:] == ["--json"]:
-        print(json.dumps([{**asdict(s), "label": s.label} for s in STEPS], indent=1))
-    elif argv[1:]:
-        print("usage: python3 -m stackctl.trace.steps [--json]", file=sys.stderr)
-        return 2
-    else:
-        print(markdown_table())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

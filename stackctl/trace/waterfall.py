@@ -63,12 +63,12 @@ class Axis:
         raw = span_ms / max(1, self.width // 10)
         power = 10 ** math.floor(math.log10(raw))
         step_ms = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-        line = [" "] * (self.width + 8)
+        line = [" "] * self.width
         value = 0.0
         while value <= span_ms + 1e-9:
             label = f"{value:g}" + (" ms" if value == 0 else "")
             at = round(value / span_ms * self.width)
-            if at + len(label) <= len(line) and all(c == " " for c in line[max(0, at - 1):at + len(label)]):
+            if at + len(label) <= self.width and all(c == " " for c in line[max(0, at - 1):at + len(label)]):
                 line[at:at + len(label)] = label
             value += step_ms
         return "".join(line).rstrip()

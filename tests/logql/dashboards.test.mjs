@@ -18,10 +18,10 @@ const fixture = (name) => read(`fixtures/loki/${name}.json`);
 
 const COLUMNS = ["step", "name", "layer", "at (ms)", "hop (ms)", "source", "detail"];
 // The one step definition (stackctl/trace/steps.py), passed by test_dashboards.py as
-// `python -m stackctl.trace.steps --json` prints it.
+// `python -m stackctl.trace --json` prints it.
 if (!process.env.TWELVE_STEPS_JSON) {
   throw new Error("TWELVE_STEPS_JSON is not set: run through tests/validators/test_dashboards.py, or set it to "
-    + "the output of `.venv/bin/python -m stackctl.trace.steps --json`");
+    + "the output of `.venv/bin/python -m stackctl.trace --json`");
 }
 const STEP_DEFINITION = JSON.parse(process.env.TWELVE_STEPS_JSON);
 const NAMES = STEP_DEFINITION.map((s) => s.name);

@@ -56,11 +56,11 @@ def test_readme_table_is_the_definition():
     readme = (REPO_ROOT / "README.md").read_text()
     table = re.search(r"^\| # \| step \|.*?(?=\n\n|\Z)", readme, re.M | re.S)
     assert table, "README.md has no twelve-steps table"
-    assert table.group(0) == markdown_table(), "README's table differs: python3 -m stackctl.trace.steps prints it"
+    assert table.group(0) == markdown_table(), "README's table differs: python3 -m stackctl.trace prints it"
 
 
 def test_definition_as_json_for_the_dashboard_tests():
-    out = subprocess.run([sys.executable, "-m", "stackctl.trace.steps", "--json"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "stackctl.trace", "--json"], capture_output=True,
                          text=True, check=True, cwd=REPO_ROOT).stdout
     assert [(d["label"], d["name"], d["layer"]) for d in json.loads(out)] == [
         (s.label, s.name, s.layer) for s in STEPS]

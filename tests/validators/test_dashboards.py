@@ -464,7 +464,7 @@ def test_tables_render_as_designed_with_grafanas_code():
     transformations on real requests' answers, with the pre-issue-14 panel as negative control."""
     node = require_tool("node")
     require_tool("lezer-logql")
-    definition = subprocess.run([sys.executable, "-m", "stackctl.trace.steps", "--json"], capture_output=True,
+    definition = subprocess.run([sys.executable, "-m", "stackctl.trace", "--json"], capture_output=True,
                                 text=True, check=True).stdout
     res = subprocess.run([node, "--test", str(NODE_SUITE)], capture_output=True, text=True, cwd=LOGQL_DIR,
                          timeout=300, env={**os.environ, "TWELVE_STEPS_JSON": definition})
