@@ -427,7 +427,7 @@ def _recent_text(requests: list[dict], where: str) -> str:
 
     if not requests:
         return f"no page or API request in the NGINX access log ({where})"
-    out = [f"the last {len(requests)} page or API requests ({where}), newest first:",
+    out = [f"the last {len(requests)} page or API request{'s' if len(requests) != 1 else ''} ({where}), newest first:",
            f"{'time (local)':<15}  {'request id':<36} {'status':>6} {'ms':>9}  request"]
     for r in reversed(requests):
         took = r.get("request_time")

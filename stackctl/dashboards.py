@@ -162,6 +162,11 @@ DETAIL_FIELDS = ("event", "detail", "duration_ms", "start_us", "sql", "rows", "t
                  "logger", "message")
 
 
+def step_targets() -> list[dict]:
+    """The twelve steps' two instant queries, shared by the waterfall and the table."""
+    return [target("AT", ts.at_query(), "instant"), target("HOP", ts.hop_query(), "instant")]
+
+
 def waterfall_panel() -> dict:
     """The twelve steps as bars on one time axis: each from the previous step to this one.
 
@@ -173,8 +178,7 @@ def waterfall_panel() -> dict:
         "Two instant queries, AT (each step's time in ms after the request's first step) and HOP (the time "
         "since the previous step); 'from' = AT - HOP (when the previous step happened) is drawn transparent. "
         "./stack trace draws the same.",
-        (0, 4, 17, 12),
-        [target("AT", ts.at_query(), "instant"), target("HOP", ts.hop_query(), "instant")],
+        (0, 4, 17, 12), step_targets(),
         fieldConfig={"defaults": {"unit": "ms", "decimals": 3, "min": 0, "color": {"mode": "fixed", "fixedColor": "blue"},
                                   "custom": {"fillOpacity": 80, "lineWidth": 0, "gradientMode": "none",
                                              "axisPlacement": "auto", "axisLabel": "ms after the first step",
@@ -218,8 +222,7 @@ def twelve_steps_panel() -> dict:
         "request's first step) and HOP (each step's time minus the previous step's); every row carries the "
         "labels step, name, layer, source and detail, and the merge joins the two columns on them. See the "
         "panel beside for measured vs derived.",
-        (0, 16, 17, 12),
-        [target("AT", ts.at_query(), "instant"), target("HOP", ts.hop_query(), "instant")],
+        (0, 16, 17, 12), step_targets(),
         fieldConfig={"defaults": {"noValue": "—", "custom": {"align": "auto", "cellOptions": {"type": "auto"},
                                                              "inspect": False}},
                      "overrides": overrides},
