@@ -17,6 +17,7 @@ usage: ./stack COMMAND
   logs [-f] [-n N] [--request ID]   all layers' JSON lines, prettified, in time order
   trace ID|--last [--json] [--files]  the twelve steps of one request
   test [PYTEST ARGS]  install what the tests need, then run all tests
+  test unit [ARGS]  the fast tier: only the unit tests, with only the venv (seconds)
   k8s render [--out DIR] [-f VALUES]...  Kubernetes: chart manifests and the official
                     charts' values files (deploy/README.md)
 down, reload, status, logs and trace use the settings the running stack was started with.

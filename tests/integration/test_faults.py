@@ -122,28 +122,30 @@ def test_reload_is_graceful_and_keeps_the_instances_serving(stack):
 
 
 FAKE_ALLOY = """#!/bin/sh
-# Stands in for Grafana Alloy (not installable here): records how ./stack runs it.
+# Stands in for Grafana Alloy: records how ./stack runs it.
 printf '%s\\n' "$@" > "$FAKE_ALLOY_RECORD"
 env | grep -E '^(LOG_DIR|LOKI_URL|STACK_ENV)=' >> "$FAKE_ALLOY_RECORD"
 exec sleep 3600
 """
 
 
-def test_with_loki_url_and_alloy_on_path_stack_runs_alloy_with_the_compose_config(tmp_path):
-    """Checks ./stack's wiring only: the binary is a stand-in script, not Alloy."""
+def test_with_loki_url_and_alloy_bin_stack_runs_alloy_with_the_compose_config(tmp_path):
+    """Checks ./stack's wiring only: the binary is a stand-in script that records its
+    arguments (the real Alloy runs in tests/real)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "alloy").write_text(FAKE_ALLOY)
     (bin_dir / "alloy").chmod(0o755)
     record = tmp_path / "alloy-args.txt"
     # the base-URL form: Alloy's loki.write needs the push URL, so ./stack hands it that
-    running = start_stack(tmp_path / "s", LOKI_URL="http://127.0.0.1:9",
-                          PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_ALLOY_RECORD=str(record))
+    running = start_stack(tmp_path / "s", LOKI_URL="http://127.0.0.1:9", ALLOY_BIN=str(bin_dir / "alloy"),
+                          ALLOY_PORT=str(free_port()), FAKE_ALLOY_RECORD=str(record))
     try:
         names = {p["name"]: p for p in running.status()["processes"]}
         assert names["alloy"]["state"] == "RUNNING"
         lines = record.read_text().splitlines()
         assert lines[0] == "run" and lines[-4].endswith("observability/alloy/config.alloy")
+        assert f"--server.http.listen-addr=127.0.0.1:{running.env['ALLOY_PORT']}" in lines
         assert f"LOG_DIR={running.log_dir}" in lines
         assert "LOKI_URL=http://127.0.0.1:9/loki/api/v1/push" in lines
     finally:
