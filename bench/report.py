@@ -212,6 +212,12 @@ def cpu_tables(result: dict) -> list[str]:
         label = result["measurements"][key]["label"]
         lines.append(f"| {label} | " + " | ".join(f"{v[r]:.1f}" for r in roles)
                      + f" | **{v['stack']:.1f}** | {v['wrk']:.1f} |")
+    idle = result.get("idle_cpu_ms_per_s") or {}
+    if idle:
+        lines += ["", "Idle, ms of CPU per second (no requests, 5 s):", "",
+                  "| configuration | " + " | ".join(roles) + " |", "|---|" + "---:|" * len(roles)]
+        lines += [f"| {name} | " + " | ".join(f"{v.get(r, 0):.1f}" for r in roles) + " |"
+                  for name, v in idle.items()]
     layers = result.get("layers") or {}
     kinds = [k for k in layers if layers[k]]
     if kinds:

@@ -209,6 +209,7 @@ class Bench:
             self.measurements.update(OUTAGE)
         self.runs: dict[str, list[dict]] = {k: [] for k in self.measurements}
         self.rss: list[dict] = []
+        self.idle: dict = {}
 
     def sinks(self) -> list[LokiSink]:
         return [s for s in (self.sink, self.outage_sink) if s is not None]
@@ -228,6 +229,17 @@ class Bench:
             if key != "outage_hang_table":  # the same target as outage_up_table
                 say(f"bench: warm-up {label} ({self.args.warmup}s)")
                 run_wrk(url, self.args.warmup, self.args)
+        self.idle = self.idle_cpu()
+
+    def idle_cpu(self, seconds: float = 5.0) -> dict:
+        """ms of CPU per second of each role of every stack while no request comes: what
+        a process spends whatever the load (Loki's and Alloy's timers, the sender's wake-ups)."""
+        say(f"bench: idle CPU of every stack ({seconds:g} s)")
+        stacks = {n: s for n, s in self.servers.items() if isinstance(s, StackServer)}
+        before = {n: s.cpu_snapshot() for n, s in stacks.items()}
+        time.sleep(seconds)
+        return {n: {role: round((ns - before[n].get(role, 0)) / 1e6 / seconds, 2)
+                    for role, ns in s.cpu_snapshot().items()} for n, s in stacks.items()}
 
     def measure(self) -> None:
         plan = [(rnd, key) for rnd in range(1, self.args.rounds + 1) for key in self.measurements
@@ -346,6 +358,7 @@ class Bench:
             "summary": summary,
             "comparisons": compare(summary, COMPARISONS, labels),
             "cpu_us_per_request": cpu,
+            "idle_cpu_ms_per_s": self.idle,
             "layers": {kind: layer_table(cpu, kind) for kind in PATHS},
             "runs": self.runs,
             **extra,

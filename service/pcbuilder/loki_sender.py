@@ -1,7 +1,7 @@
 """Pushes the backlog to Loki with loki-logger-handler, retrying what is worth retrying.
 
-One thread per process. Every ``batch_interval`` it pushes what the backlog holds, a
-batch of at most ``batch_size`` lines per push, until the backlog is empty. The POST is
+One thread per process. Every ``batch_interval`` it pushes what the backlog held at that
+moment, in batches of at most ``batch_size`` lines (one push, unless more queued). The POST is
 loki-logger-handler's ``LokiRequest.send`` (its session, headers, raising on a non-2xx).
 The project adds only what the library lacks for lines that are already rendered and
 must not be lost:
