@@ -23,7 +23,7 @@ from typing import Iterable
 
 from .. import logfiles
 from . import detail as fine
-from .hops import check_order, hops
+from .hops import check_order, hops, time_of
 from .lines import RequestLines, number, pick, seconds_from_us, to_ms
 from .steps import BY_NUMBER, RESOLUTION_S, STATIC_STEPS, STEPS
 
@@ -46,11 +46,6 @@ def missing(number_: int, why: str, **extra) -> dict:
 def seconds_text(seconds: float | None) -> str:
     """An upstream time for a detail: ``0.001s``, or NGINX's ``-`` (no connection made)."""
     return "- (no connection)" if seconds is None else f"{seconds}s"
-
-
-def time_of(steps: dict, n: int) -> float | None:
-    s = steps.get(n)
-    return s["time"] if s else None
 
 
 # --- NGINX: steps 2, 3, 10 and 11 ------------------------------------------------------
