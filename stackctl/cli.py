@@ -5,6 +5,7 @@ import argparse
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -429,22 +430,61 @@ def cmd_logs(s: Settings, args) -> int:
 
 def cmd_trace(s: Settings, args) -> int:
     from . import trace
+    from .trace import table, waterfall
 
-    if args.request_id is None and not args.last:
+    if args.request_id is None and args.last is None:
         raise StackError("trace needs a request id (the X-Request-ID header of a response)"
                          " or --last for the most recent request")
-    if args.request_id is not None and args.last:
+    if args.request_id is not None and args.last is not None:
         raise StackError("give a request id or --last, not both")
+    where_from = {"log_dir": s.log_dir, "loki_url": "" if args.files else s.loki_target,
+                  "since_s": args.since_hours * 3600, "warn": warn}
     try:
-        rid, records, where = trace.collect(None if args.last else args.request_id,
-                                            log_dir=s.log_dir,
-                                            loki_url="" if args.files else s.loki_target,
-                                            since_s=args.since_hours * 3600, warn=warn)
+        if args.last not in (None, 0):
+            requests, where = trace.recent(args.last, **where_from)
+            print(json.dumps(requests, indent=2) if args.json else _recent_text(requests, where))
+            return 0
+        rid, records, where = trace.collect(args.request_id, **where_from)
     except trace.TraceError as exc:
         raise StackError(str(exc)) from None
     result = trace.derive(records, rid)
-    print(trace.to_json(result) if args.json else trace.render(result, where))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.table:
+        print(table.render(result, where))
+    else:
+        unicode = not args.ascii and waterfall.can_draw(sys.stdout.encoding)
+        print(waterfall.render(result, where, columns=shutil.get_terminal_size((100, 24)).columns,
+                               unicode=unicode))
     return 0
+
+
+def _recent_text(requests: list[dict], where: str) -> str:
+    """``--last N``: the requests to pick from, newest first."""
+    from .trace.table import clock
+
+    if not requests:
+        return f"no page or API request in the NGINX access log ({where})"
+    out = [f"the last {len(requests)} page or API request{'s' if len(requests) != 1 else ''} ({where}), newest first:",
+           f"{'time (local)':<15}  {'request id':<36} {'status':>6} {'ms':>9}  request"]
+    for r in reversed(requests):
+        took = r.get("request_time")
+        took = f"{took * 1000:.1f}" if isinstance(took, (int, float)) else "?"
+        out.append(f"{clock(r.get('msec')):<15}  {r['request_id']:<36} {r.get('status')!s:>6} {took:>9}  "
+                   f"{r.get('method')} {r.get('uri')}")
+    out.append("./stack trace <id> draws one of them (a unique start of the id is enough)")
+    return "\n".join(out)
+
+
+def _last_count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--last takes how many requests to list, not {raw!r}"
+                                         " (without a number it traces the last one)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--last {raw}: give a positive number of requests to list")
+    return value
 
 
 # --- entry point ----------------------------------------------------------------------
@@ -494,8 +534,12 @@ def parser() -> argparse.ArgumentParser:
     lg.set_defaults(func=cmd_logs, needs={"LOG_DIR"})
     tr = sub.add_parser("trace", help="the twelve steps of one request (Loki if LOKI_URL, else files)")
     tr.add_argument("request_id", nargs="?", metavar="ID")
-    tr.add_argument("--last", action="store_true", help="trace the most recent request")
-    tr.add_argument("--json", action="store_true")
+    tr.add_argument("--last", nargs="?", type=_last_count, const=0, metavar="N",
+                    help="trace the most recent page or API request; with N, list the last N")
+    view = tr.add_mutually_exclusive_group()
+    view.add_argument("--table", action="store_true", help="every step's time, source and detail, and the hops")
+    view.add_argument("--json", action="store_true", help="the trace as data")
+    tr.add_argument("--ascii", action="store_true", help="draw the waterfall in plain ASCII")
     tr.add_argument("--files", action="store_true", help="read the local files even when LOKI_URL is set")
     tr.add_argument("--since-hours", type=float, default=24.0, help="Loki search window (default 24)")
     tr.set_defaults(func=cmd_trace, needs={"LOG_DIR", "LOKI_URL", "LOKI_BIN", "LOKI_PORT"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import json
 import mmap
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,14 +33,25 @@ def log_files(log_dir: Path) -> list[Path]:
     return [f for f in files if f.exists()]
 
 
-def records_with(log_dir: Path, needle: str) -> list[dict]:
+def records_with(log_dir: Path, needle: str, ignore_case: bool = False) -> list[dict]:
     """The lines of every log file that contain ``needle`` (a request id), parsed.
 
     A byte-level search runs over each file first (``mmap.find``, in C, at memory
     speed) and only the lines it hits are parsed as JSON: finding one request costs
     a scan of the bytes, not a parse of every line (bench/trace_files.py measures it).
+    ``ignore_case`` searches with a regular expression instead (slower; for the
+    "differs only in case" hint).
     """
     target = needle.encode()
+    if ignore_case:
+        pattern = re.compile(re.escape(target), re.IGNORECASE)
+
+        def find(data, start):
+            m = pattern.search(data, start)
+            return -1 if m is None else m.start()
+    else:
+        def find(data, start):
+            return data.find(target, start)
     records = []
     for path in log_files(log_dir):
         with open(path, "rb") as fh:
@@ -48,7 +60,7 @@ def records_with(log_dir: Path, needle: str) -> list[dict]:
             except ValueError:  # an empty file cannot be mapped
                 continue
             with data:
-                at = data.find(target)
+                at = find(data, 0)
                 while at != -1:
                     start = data.rfind(b"\n", 0, at) + 1
                     end = data.find(b"\n", at)
@@ -56,7 +68,7 @@ def records_with(log_dir: Path, needle: str) -> list[dict]:
                     record = parse(data[start:end].decode("utf-8", "replace"))
                     if record is not None:
                         records.append(record)
-                    at = data.find(target, end)
+                    at = find(data, end)
     return records
 
 

@@ -51,6 +51,7 @@ def nginx_values(s: Settings) -> dict[str, str]:
         "TLS_KEY": str(s.tls_key),
         "LOG_DIR": str(s.log_dir),
         "NGINX_ACCESS_LOG": s.nginx_access_log or f"{s.log_dir}/nginx/access.log stack_json",
+        "NGINX_API_RATE": s.nginx_api_rate,
         "STATIC_DIR": str(STATIC_DIR),
         "SERVER_NAME": s.server_name,
         # "off", or (auth on) any other value; compose passes the host path the same way.

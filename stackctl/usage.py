@@ -21,6 +21,7 @@ usage: ./stack COMMAND
   test unit [ARGS]  the fast tier: only the unit tests, with only the venv (seconds)
   k8s render [--out DIR] [-f VALUES]...  Kubernetes: chart manifests and the official
                     charts' values files (deploy/README.md)
+  bench [ARGS]      what observability costs, measured (= ./bench/run; bench/README.md)
 down, reload, status, logs and trace use the settings the running stack was started with.
 """
 

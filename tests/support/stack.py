@@ -60,9 +60,11 @@ class RunningStack:
     def run_dir(self) -> Path:
         return Path(self.env["RUN_DIR"])
 
-    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(STACK), *args], env=self.env, cwd=ROOT, capture_output=True,
-                                text=True, timeout=timeout)
+    def run(self, *args: str, check: bool = True, timeout: float = 120,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+        """``./stack <args>`` with the stack's settings (and ``env`` on top)."""
+        result = subprocess.run([str(STACK), *args], env={**self.env, **(env or {})}, cwd=ROOT,
+                                capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"./stack {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
