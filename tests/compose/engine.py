@@ -258,7 +258,10 @@ def ensure_standin_images(podman: Podman) -> list[str]:
                 continue
             old = podman.run("image", "inspect", "--format", "{{.Id}}", names[0], check=False)
             tags = [arg for name in names for arg in ("--tag", name)]
-            podman.run("build", "--pull=never", "--layers=false", "--build-arg", f"BASE={base_image(suite)}",
+            # the host's network: from podman's bridge this machine resolves no names
+            # (docs/testing.md), and the build fetches from Debian
+            podman.run("build", "--pull=never", "--layers=false", "--network=host",
+                       "--build-arg", f"BASE={base_image(suite)}",
                        "--label", f"{LABEL}={key}", *tags, "--file", str(STANDINS / containerfile),
                        str(STANDINS), timeout=1800)
             if old.returncode == 0:  # the outdated one, now untagged
