@@ -91,7 +91,9 @@ def test_commands_without_a_stack_are_one_clear_line(tmp_path):
     result = run_stack("down", env=env)
     assert result.returncode == 0 and "no stack running from" in result.stdout
     result = run_stack("logs", "-n", "-3", env=env)
-    assert result.returncode == 2 and "'-3' is not a positive whole number" in result.stderr
+    assert result.returncode == 2 and "'-3' is not a whole number (0 or more)" in result.stderr
+    result = run_stack("logs", "--status", "600", env=env)
+    assert result.returncode == 2 and "'600' is not a status" in result.stderr
 
 
 def test_a_closed_stdout_is_no_traceback(tmp_path):

@@ -137,6 +137,18 @@ def test_the_largest_batch_app_js_sends_fits_the_cap(client, browser_lines):
     assert len(browser_lines()) == MAX_TIMINGS
 
 
+def test_binary_noise_past_the_microsecond_is_not_logged(client, tmp_path):
+    """Chromium sends its coarsened timestamps with float noise (17.200000001117587); the line
+    carries them to the microsecond, as written in the file."""
+    resp = post(client, beacon(requestStart=17.200000001117587, responseStart=342.80000000074506,
+                               responseEnd=347.0, domContentLoadedEventEnd=910.2000000011176,
+                               loadEventEnd=912.5, timeOrigin=1796220974871.7))
+    assert resp.status_code == 204
+    text = (tmp_path / "browser" / "test.log").read_text()
+    for written in ('"requestStart":17.2,', '"responseStart":342.8,', '"responseEnd":347.0,',
+                    '"domContentLoadedEventEnd":910.2,', '"timeOrigin":1796220974871.7,'):
+        assert written in text, text
+
 BAD = {
     "not json": b"{nope",
     "not an object": b"[1, 2]",
