@@ -3,13 +3,11 @@ one line naming the problem, exit 1, no Python traceback, nothing started; and c
 a running stack use that stack's own settings, whatever the calling shell holds."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 
-from tests.support.env import free_port
-from tests.support.stack import ROOT, STACK, start_stack, stop_stack
+from tests.support.stack import ROOT, STACK, private_env, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
 
@@ -49,12 +47,6 @@ BAD_UP = [
 def run_stack(*args: str, env: dict, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
     return subprocess.run([str(STACK), *args], env=env, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE,
                           text=True, timeout=120)
-
-
-def private_env(tmp_path, **extra: str) -> dict:
-    return {**os.environ, "HTTP_PORT": str(free_port()), "HTTPS_PORT": str(free_port()),
-            "LOG_DIR": str(tmp_path / "log"), "DATA_DIR": str(tmp_path / "data"),
-            "RUN_DIR": str(tmp_path / "run"), **extra}
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
