@@ -23,7 +23,7 @@
    serializer python-json-logger ships (stdlib json, orjson, msgspec) through the
    library's general path, and with this app's formatter (msgspec, lean path).
 
-    .venv/bin/python bench/log_cost.py [--service DIR] [--output FILE]
+    .venv/bin/python -m bench.log_cost [--service DIR] [--output FILE]
 """
 from __future__ import annotations
 
@@ -32,27 +32,21 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+from tests.support.env import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ("off", "file", "ship")
 WIDE_EVENT = {"event": "request.finished", "request_id": "0675cfb9864737037581ec8fcea47114",
               "method": "GET", "route": "/pc-builder-app/table", "path": "/pc-builder-app/table",
               "status": 200, "bytes": 17526, "start_us": 1795558533267626, "duration_ms": 14.719,
               "db_queries": 1, "db_ms": 0.585, "db_rows": 58, "db_start_us": 1795558533269714,
               "components": 58, "worker": 2}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the child: one configuration, N requests ------------------------------------------
@@ -80,29 +74,35 @@ def child(config: str, requests: int, loki_url: str, workdir: Path) -> float:
 
 # --- the parent -------------------------------------------------------------------------
 
+def child_env(args) -> dict:
+    """The measured checkout's ``service/`` first on the path (before this venv's editable
+    install of this one), the project root for ``bench`` and ``tests.support``."""
+    path = os.pathsep.join([str(args.service), str(ROOT)])
+    return {**os.environ, "LOKI_BATCH_SIZE": str(args.batch_size), "PYTHONPATH": path}
+
+
 def instructions(config: str, requests: int, args, loki_url: str, workdir: Path) -> int:
     out = workdir / f"callgrind.{config}.{requests}.out"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-           sys.executable, __file__, "--child", config, "--requests", str(requests), str(requests),
+           sys.executable, "-m", "bench.log_cost", "--child", config, "--requests", str(requests), str(requests),
            "--service", str(args.service), "--loki-url", loki_url, "--workdir", str(workdir)]
-    env = {**os.environ, "LOKI_BATCH_SIZE": str(args.batch_size), "PYTHONHASHSEED": "0"}
-    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    env = {**child_env(args), "PYTHONHASHSEED": "0"}
+    subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=ROOT)
     totals = re.search(r"^(?:summary|totals):\s*(\d+)", out.read_text(), re.M)
     return int(totals.group(1))
 
 
 def native_us_per_request(config: str, requests: int, args, loki_url: str, workdir: Path) -> float:
-    cmd = [sys.executable, __file__, "--child", config, "--requests", str(requests), str(requests),
+    cmd = [sys.executable, "-m", "bench.log_cost", "--child", config, "--requests", str(requests), str(requests),
            "--service", str(args.service), "--loki-url", loki_url, "--workdir", str(workdir)]
-    env = {**os.environ, "LOKI_BATCH_SIZE": str(args.batch_size)}
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=child_env(args), cwd=ROOT)
     return float(out.stdout.strip().splitlines()[-1]) / requests * 1e6
 
 
 def per_request(args) -> dict:
     sink_port = free_port()
-    sink = subprocess.Popen([sys.executable, str(BENCH / "loki_sink.py"), str(sink_port)],
-                            stdout=subprocess.DEVNULL)
+    sink = subprocess.Popen([sys.executable, "-m", "bench.loki_sink", str(sink_port)],
+                            stdout=subprocess.DEVNULL, cwd=ROOT)
     loki_url = f"http://127.0.0.1:{sink_port}/loki/api/v1/push"
     n1, n2 = args.requests
     ir: dict[str, int] = {}
@@ -176,15 +176,12 @@ def main() -> int:
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.service = args.service.resolve()
-    sys.path.insert(0, str(args.service))
     for name in ("LOKI_URL", "LOG_LEVEL"):
         os.environ.pop(name, None)
     if args.child:
         print(child(args.child, args.requests[0], args.loki_url, args.workdir))
         return 0
-    import pcbuilder
-
-    report = {"service": str(Path(pcbuilder.__file__).parent), "per_request": per_request(args),
+    report = {"service": str(args.service / "pcbuilder"), "per_request": per_request(args),
               "loadavg": os.getloadavg(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if args.service == (ROOT / "service").resolve():
         report["per_line_us"] = per_line()  # this checkout's formatter only

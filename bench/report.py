@@ -8,8 +8,11 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from servers import NGINX_BIN, UWSGI_BIN, tools
-from wrk import WRK_BIN
+from stackctl import tools
+
+from .cpu import ROLES
+from .servers import NGINX_BIN, UWSGI_BIN
+from .wrk import WRK_BIN
 
 VENV_PYTHON = tools.venv_dir() / "bin" / "python"
 
@@ -24,6 +27,48 @@ def summarize(runs: list[dict]) -> dict:
         "failed_requests": sum(r["failed"] for r in runs),
         "total_requests": sum(r["requests"] for r in runs),
     }
+
+
+def cpu_summary(runs: list[dict]) -> dict:
+    """Median µs of CPU per request of each role (and of wrk) over a measurement's runs."""
+    med = statistics.median
+    out = {role: round(med(r["cpu_us"].get(role, 0.0) for r in runs), 1) for role in ROLES}
+    out["stack"] = round(med(sum(r["cpu_us"].values()) for r in runs), 1)
+    out["wrk"] = round(med(r["wrk_cpu_us"] for r in runs), 1)
+    if "sink_cpu_us" in runs[0]:
+        out["sink"] = round(med(r["sink_cpu_us"] for r in runs), 1)
+    return out
+
+
+#: The per-layer table: what each layer adds, in µs of CPU per request, as the difference
+#: of two configurations that differ by that layer alone (same code, interleaved runs), or
+#: the whole CPU of a process that only that layer runs.
+LAYER_ROWS = (
+    ("NGINX's JSON line", "NGINX workers", "nginx", "off", ("nginx",)),
+    ("uWSGI's request line", "uWSGI master (log master) + workers", "uwsgi", "nginx",
+     ("uwsgi-master", "uwsgi-worker")),
+    ("the app's wide event in its file", "request thread", "file", "uwsgi", ("uwsgi-worker",)),
+    ("shipping, the request thread's share", "request thread", "full", "file", ("uwsgi-worker",)),
+    ("shipping, the sender thread (stand-in Loki)", "sender thread", "full", None, ("sender",)),
+    ("shipping, the sender thread (real Loki)", "sender thread", "allin", None, ("sender",)),
+    ("Alloy (tails NGINX's and uWSGI's files)", "Alloy", "allin", None, ("alloy",)),
+    ("Loki (ingests every layer)", "Loki", "allin", None, ("loki",)),
+    ("full, all of it", "the stack", "full", "off", ("stack",)),
+    ("all in, all of it", "the stack, Alloy, Loki", "allin", "off", ("stack",)),
+)
+
+
+def layer_table(cpu: dict, kind: str) -> list[dict]:
+    """LAYER_ROWS for one target (``table`` or ``cheap``), from :func:`cpu_summary`."""
+    rows = []
+    for title, where, config, base, roles in LAYER_ROWS:
+        a, b = cpu.get(f"{config}_{kind}"), cpu.get(f"{base}_{kind}") if base else {}
+        if a is None or b is None:
+            continue
+        us = sum(a[r] for r in roles) - sum(b.get(r, 0.0) for r in roles)
+        rows.append({"layer": title, "where": where, "config": config, "base": base,
+                     "us": round(us, 1)})
+    return rows
 
 
 def compare(summary: dict, comparisons: list[dict], labels: dict[str, str]) -> list[dict]:
@@ -115,6 +160,9 @@ def markdown(result: dict) -> str:
             f"{a['median_latency_ms']['p99']:.1f} ms | {b['median_latency_ms']['p99']:.1f} ms | "
             f"{c['p99_ratio']:.2f}× | {goal} | {met} |")
     lines += extra_rows(result)
+    lines += cpu_tables(result)
+    lines += freshness_table(result)
+    lines += floor_table(result)
     lines += ["", "| measurement | req/s per round | median req/s | p50 | p90 | p99 | failed |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for key in result["settings"]["order"]:
@@ -150,3 +198,63 @@ def extra_rows(result: dict) -> list[str]:
                     f"{trace['bytes'] / 1e6:.0f} MB) | slowest of oldest/middle/newest id | | | | "
                     f"**{worst:.2f} s** | | | | < 1 s | {'yes' if worst < 1 else '**no**'} |")
     return rows
+
+
+def cpu_tables(result: dict) -> list[str]:
+    cpu = result.get("cpu_us_per_request") or {}
+    if not cpu:
+        return []
+    roles = [r for r in ROLES if any(v.get(r) for v in cpu.values())]
+    lines = ["", "µs of CPU per request, by process (medians over the rounds; /proc schedstat):", "",
+             "| measurement | " + " | ".join(roles) + " | stack | wrk |",
+             "|---|" + "---:|" * (len(roles) + 2)]
+    for key, v in cpu.items():
+        label = result["measurements"][key]["label"]
+        lines.append(f"| {label} | " + " | ".join(f"{v[r]:.1f}" for r in roles)
+                     + f" | **{v['stack']:.1f}** | {v['wrk']:.1f} |")
+    idle = result.get("idle_cpu_ms_per_s") or {}
+    if idle:
+        lines += ["", "Idle, ms of CPU per second (no requests, 5 s):", "",
+                  "| configuration | " + " | ".join(roles) + " |", "|---|" + "---:|" * len(roles)]
+        lines += [f"| {name} | " + " | ".join(f"{v.get(r, 0):.1f}" for r in roles) + " |"
+                  for name, v in idle.items()]
+    layers = result.get("layers") or {}
+    kinds = [k for k in layers if layers[k]]
+    if kinds:
+        lines += ["", "What each layer costs, µs of CPU per request (difference of the two "
+                  "configurations named, or the whole process):", "",
+                  "| layer | where | configurations | " + " | ".join(kinds) + " |",
+                  "|---|---|---|" + "---:|" * len(kinds)]
+        by_title = {}
+        for kind in kinds:
+            for row in layers[kind]:
+                by_title.setdefault((row["layer"], row["where"], row["config"], row["base"]), {})[kind] = row["us"]
+        for (title, where, config, base), values in by_title.items():
+            configs = f"{config} − {base}" if base else config
+            lines.append(f"| {title} | {where} | {configs} | "
+                         + " | ".join(f"{values[k]:.1f}" if k in values else "" for k in kinds) + " |")
+    return lines
+
+
+def freshness_table(result: dict) -> list[str]:
+    fresh = result.get("freshness")
+    if not fresh:
+        return []
+    lines = ["", f"Freshness, response → queryable in the real Loki ({fresh['requests']} requests, "
+             f"{fresh['rate']:g}/s, Loki polled every {fresh['poll_s']:g} s, under wrk -c{fresh['load_connections']} "
+             f"on /table):", "",
+             "| layer | seen | p50 | p95 | max | goal p95 ≤ 1 s |", "|---|---:|---:|---:|---:|---|"]
+    for layer, v in fresh["layers"].items():
+        met = "yes" if v["seen"] == v["sent"] and v["p95_s"] <= 1.0 else "**no**"
+        lines.append(f"| {layer} | {v['seen']}/{v['sent']} | {v['p50_s']:.2f} s | "
+                     f"{v['p95_s']:.2f} s | {v['max_s']:.2f} s | {met} |")
+    return lines
+
+
+def floor_table(result: dict) -> list[str]:
+    floor = result.get("floor")
+    if not floor:
+        return []
+    lines = ["", "Physical floors, µs of CPU (bench/floor.py):", "", "| what | µs |", "|---|---:|"]
+    lines += [f"| {name} | {us:.2f} |" for name, us in floor.items()]
+    return lines

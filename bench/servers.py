@@ -1,59 +1,40 @@
-"""The servers the benchmark runs side by side, each in private dirs on free ports:
-this stack through ./stack, the original configuration, and the Loki stand-in."""
+"""The servers the benchmark runs side by side, each in private folders on free ports:
+this stack through ./stack (tests/support/stack.py, the one stack runner), the original
+configuration, and the Loki stand-in."""
 from __future__ import annotations
 
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-STACK = ROOT / "stack"
-sys.path.insert(0, str(ROOT))
-from stackctl import tools  # noqa: E402  (where ./stack installed each tool)
+from stackctl import tools  # where ./stack installed each tool
+from tests.support.env import clean_env, free_port
+from tests.support.stack import ROOT, RunningStack, start_stack, stop_stack
 
+from . import cpu
+
+BENCH = Path(__file__).resolve().parent
 UWSGI_BIN = str(tools.path("uwsgi"))
 NGINX_BIN = str(tools.path("nginx"))
 ORIGINAL_NGINX_CONF = BENCH / "original" / "nginx.conf"
-LOKI_SINK = BENCH / "loki_sink.py"
 READY = "/pc-builder-app/readyz"
-
-
-# Environment variables that would change what a server does; every server gets a clean
-# environment plus only the settings its configuration needs.
-_SCRUB = re.compile(r"^(UWSGI_|LOKI_|NGINX_|HTTP_|HTTPS_|TLS_)|^(LOG_LEVEL|LOG_DIR|DATA_DIR|RUN_DIR|"
-                    r"APP_INSTANCES|APP_LOG_FILE|DATABASE_PATH|INSTANCE|STACK_ENV|"
-                    r"STACK_START_TIMEOUT|PYTHONPATH)$")
 
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not _SCRUB.search(k)}
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_status(url: str, timeout: float = 2.0) -> int:
+def http_status(url: str, timeout: float = 2.0, headers: dict | None = None) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        req = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             resp.read()
             return resp.status
     except urllib.error.HTTPError as exc:
@@ -87,8 +68,8 @@ class LokiSink:
         return f"http://127.0.0.1:{self.port}/loki/api/v1/push"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(LOKI_SINK), str(self.port)]
-                                     + (["--count"] if self.count else []),
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.loki_sink", str(self.port)]
+                                     + (["--count"] if self.count else []), cwd=ROOT,
                                      stdout=self.log, stderr=self.log, start_new_session=True)
         wait_ready(f"http://127.0.0.1:{self.port}/ready", 15, "loki sink",
                    alive=lambda: self.proc.poll() is None)
@@ -106,6 +87,9 @@ class LokiSink:
                 return json.load(r)
         except (OSError, ValueError) as exc:
             return {"error": str(exc)}
+
+    def cpu_ns(self) -> int:
+        return sum(cpu.thread_ns(self.proc.pid, t) for t in cpu.threads(self.proc.pid)) if self.proc else 0
 
     def stop(self) -> None:
         stop_process(self.proc, signal.SIGTERM)
@@ -129,45 +113,47 @@ def stop_process(proc: subprocess.Popen | None, sig: int, wait: float = 20) -> N
         pass
 
 
-@dataclass
 class StackServer:
-    """This project's stack, started and stopped with ./stack on private dirs and ports."""
-    name: str
-    workdir: Path
-    settings: dict[str, str]
-    http_port: int = field(default_factory=free_port)
-    https_port: int = field(default_factory=free_port)
-    started: bool = False
+    """This project's stack (``./stack up -d``) in ``workdir/name`` with ``settings``;
+    ``real``: with the real Loki and Alloy (tests/support/real.py), on the same cores."""
 
-    def __post_init__(self):
-        self.dir = self.workdir / self.name
-        self.log_dir = self.dir / "log"
-        self.env = clean_env(
-            HTTP_PORT=str(self.http_port), HTTPS_PORT=str(self.https_port),
-            LOG_DIR=str(self.log_dir), DATA_DIR=str(self.dir / "data"),
-            RUN_DIR=str(self.dir / "run"), STACK_START_TIMEOUT="120", **self.settings)
+    def __init__(self, name: str, workdir: Path, settings: dict[str, str], real: bool = False):
+        self.name, self.settings, self.real = name, settings, real
+        self.dir = workdir / name
+        self.stack: RunningStack | None = None
+        self._status: dict = {}
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return self.stack.url
+
+    @property
+    def log_dir(self) -> Path:
+        return self.stack.log_dir
+
+    @property
+    def loki_base(self) -> str:
+        return f"http://127.0.0.1:{self.stack.env['LOKI_PORT']}" if self.real else ""
 
     def start(self) -> None:
-        self.started = True  # even a failed start may leave supervisord to stop
-        result = subprocess.run([str(STACK), "up", "-d"], cwd=ROOT, env=self.env,
-                                capture_output=True, text=True)
-        (self.dir / "stack-up.out").write_text(result.stdout + result.stderr)
-        if result.returncode != 0:
-            raise RuntimeError(f"./stack up -d failed for '{self.name}':\n"
-                               + (result.stderr or result.stdout).strip())
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.real:
+                from tests.support.real import start_real_stack
+                self.stack = start_real_stack(self.dir, **self.settings)
+            else:
+                self.stack = start_stack(self.dir, **self.settings)
+        except AssertionError as exc:  # ./stack up failed: its output is in the message
+            raise RuntimeError(f"./stack up -d failed for '{self.name}': {exc}") from None
+        self._status = self.stack.status()
 
     def stop(self) -> None:
-        if not self.started:
-            return
-        result = subprocess.run([str(STACK), "down"], cwd=ROOT, env=self.env,
-                                capture_output=True, text=True, timeout=120)
-        if result.returncode != 0:
-            say(f"bench: ./stack down for '{self.name}' said: {(result.stderr or result.stdout).strip()}")
-        self.started = False
+        if self.stack is not None:
+            stop_stack(self.stack)
+            self.stack = None
+
+    def cpu_snapshot(self) -> dict[str, int]:
+        return cpu.snapshot(self._status)
 
     def log_counts(self) -> dict:
         return {
@@ -181,11 +167,7 @@ class StackServer:
 
     def worker_pids(self) -> list[int]:
         """The uWSGI worker processes (children of each instance's master)."""
-        status = subprocess.run([str(STACK), "status", "--json"], cwd=ROOT, env=self.env,
-                                capture_output=True, text=True)
-        masters = {p["pid"] for p in json.loads(status.stdout).get("processes", [])
-                   if p.get("role") == "uwsgi" and p.get("pid")}
-        return [pid for pid, ppid in _process_parents().items() if ppid in masters]
+        return sorted({pid for pid, _tid in cpu.stack_threads(self._status)["uwsgi-worker"]})
 
 
 class OriginalServer:
@@ -247,6 +229,9 @@ class OriginalServer:
             f.close()
         self._files = []
 
+    def cpu_snapshot(self) -> dict[str, int]:
+        return {}
+
     def log_counts(self) -> dict:
         return {
             "nginx_access_lines": count_lines(self.log_dir / "access.log"),
@@ -298,20 +283,6 @@ def sweep_leftovers(workdir: Path) -> list[int]:
         except ProcessLookupError:
             pass
     return found
-
-
-
-
-def _process_parents() -> dict[int, int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return parents
 
 
 def rss_bytes(pids: list[int]) -> int:

@@ -9,7 +9,7 @@ stack's files, ids and times varied). Then times, as a user runs it, the whole
 ``./stack trace --last``; and, for comparison, parsing every line (what trace did before
 the byte-level search, and what ``./stack logs`` still does).
 
-    .venv/bin/python bench/trace_files.py [--requests N] [--output bench/results/trace_files.json]
+    .venv/bin/python -m bench.trace_files [--requests N] [--output bench/results/trace_files.json]
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from stackctl import logfiles
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from stackctl import logfiles  # noqa: E402
 
 T0_US = 1_795_558_533_000_000
 NGINX = ('{{"time":"2026-11-24T22:15:33+00:00","msec":{msec:.3f},"layer":"nginx","instance":"vm",'

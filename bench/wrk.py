@@ -6,10 +6,12 @@ import json
 import re
 import subprocess
 
-from servers import BENCH, tools
+from pathlib import Path
+
+from stackctl import tools
 
 WRK_BIN = str(tools.path("wrk"))
-REPORT_LUA = BENCH / "wrk_report.lua"
+REPORT_LUA = Path(__file__).resolve().parent / "wrk_report.lua"
 
 
 def parse_duration(text: str) -> int:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The capacity model of the Kubernetes deployment, recomputed from measured numbers.
 
-    .venv/bin/python deploy/capacity.py            # rewrite deploy/CAPACITY.md
-    .venv/bin/python deploy/capacity.py --check    # exit 1 if CAPACITY.md is out of date
-    .venv/bin/python deploy/capacity.py --measure  # measure log volume again (starts a stack)
+    .venv/bin/python -m deploy.capacity            # rewrite deploy/CAPACITY.md
+    .venv/bin/python -m deploy.capacity --check    # exit 1 if CAPACITY.md is out of date
+    .venv/bin/python -m deploy.capacity --measure  # measure log volume again (starts a stack)
 
 Inputs, both under bench/results:
 
@@ -130,8 +130,7 @@ def measure_files(log_dir: Path, requests: int, since_ns: int = 0) -> dict:
 
 def measure(requests: int, workers: int = 8) -> dict:
     """Start a real stack on free ports, send `requests` GETs of PAGE, measure its files."""
-    sys.path.insert(0, str(ROOT))
-    from tests.support.stack import start_stack, stop_stack
+    from tests.support.stack import start_stack, stop_stack  # run from the project root: -m
 
     base = Path(tempfile.mkdtemp(prefix="pcb-capacity-"))
     stack = start_stack(base)
@@ -427,7 +426,7 @@ def main(argv: list[str]) -> int:
     text = build()
     if args.check:
         if not OUT.exists() or OUT.read_text() != text:
-            print(f"capacity: {OUT} is out of date: run .venv/bin/python deploy/capacity.py", file=sys.stderr)
+            print(f"capacity: {OUT} is out of date: run .venv/bin/python -m deploy.capacity", file=sys.stderr)
             return 1
         return 0
     OUT.write_text(text)

@@ -5,6 +5,7 @@ import argparse
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -20,7 +21,7 @@ from pathlib import Path
 from pcbuilder.healthcheck import check as uwsgi_check
 from pcbuilder.loki_url import query_base, redacted
 
-from . import k8s, logfiles, render, settings, tools
+from . import k8s, leftovers, logfiles, logview, render, settings, tools
 from .console import StackError, say, warn
 from .settings import Settings, SettingsError
 from .supervisor_client import processes, proxy, supervisord_pid
@@ -35,12 +36,15 @@ def _preflight(s: Settings) -> None:
     if pid:
         raise StackError(f"a stack is already running from {s.run_dir} (supervisord pid {pid});"
                          " run ./stack down first, or set RUN_DIR for a second stack")
+    _stop_leftovers(s)
     if not Path(s.nginx_bin).exists():
         raise StackError(f"nginx not found at {s.nginx_bin}: install it (apt-get install nginx)"
                          " or set NGINX_BIN")
     if not Path(s.uwsgi_bin).exists():
         raise StackError(f"uwsgi not found at {s.uwsgi_bin}: pip install -r requirements.txt"
                          " or set UWSGI_BIN")
+    if tools.missing("setpriv"):  # util-linux: every program's parent-death signal
+        raise StackError(tools.missing("setpriv"))
     for name, binary, used in (("LOKI_BIN", s.loki_bin, s.runs_loki),
                                ("ALLOY_BIN", s.alloy_bin, s.ships_with_alloy)):
         if used and not Path(binary).is_file():
@@ -244,9 +248,27 @@ def start(s: Settings) -> None:
                      f" and {s.log_dir}")
 
 
+def _orphaned(found: list) -> str:
+    return (f"the supervisord of this RUN_DIR is gone, but {len(found)} of its programs"
+            f" still run: {leftovers.describe(found)}")
+
+
+def _stop_leftovers(s: Settings) -> bool:
+    """What a dead supervisord left running from RUN_DIR, stopped as ./stack down would."""
+    found = leftovers.find(s.run_dir)
+    if not found:
+        return False
+    say(_orphaned(found) + "; stopping them")
+    leftovers.stop(found, progress=say)
+    say("stopped")
+    return True
+
+
 def stop(s: Settings, quiet: bool = False) -> bool:
     pid = supervisord_pid(s.run_dir)
     if not pid:
+        if _stop_leftovers(s):
+            return True
         if not quiet:
             say(f"no stack running from {s.run_dir}")
         return False
@@ -322,6 +344,7 @@ def status_report(s: Settings) -> dict:
     report = {"running": bool(pid), "supervisord_pid": pid, "url": s.base_url + "/pc-builder-app/main",
               "log_dir": str(s.log_dir), "processes": []}
     if not pid:
+        report["leftovers"] = [{"name": left.name, "pid": left.pid} for left in leftovers.find(s.run_dir)]
         return report
     for info in processes(s.run_dir):
         entry = {"name": info["name"], "state": info["statename"], "pid": info["pid"] or None,
@@ -353,6 +376,9 @@ def cmd_status(s: Settings, args) -> int:
     report = status_report(s)
     if args.json:
         print(json.dumps(report, indent=2))
+    elif report.get("leftovers"):
+        found = [leftovers.Leftover(p["name"], p["pid"]) for p in report["leftovers"]]
+        print(f"stack: not running: {_orphaned(found)}; ./stack down stops them")
     elif not report["running"]:
         print(f"stack: not running (RUN_DIR {s.run_dir})")
     else:
@@ -368,23 +394,36 @@ def cmd_status(s: Settings, args) -> int:
 
 def _pretty_line(line: str) -> str:
     record = logfiles.parse(line)
-    return logfiles.pretty(record) if record is not None else f"(not JSON) {line}"
+    return logview.pretty(record) if record is not None else f"(not JSON) {line}"
+
+
+#: lines ``logs -f`` shows before following when no -n is given (tail's default)
+FOLLOW_BACKLOG = 10
 
 
 def cmd_logs(s: Settings, args) -> int:
     if not s.log_dir.is_dir():
         raise StackError(f"LOG_DIR={s.log_dir} does not exist: no stack has logged there")
-    records = logfiles.read_records(s.log_dir)
-    if args.request:
-        records = [r for r in records if r.get("request_id") == args.request]
-        if not records:
-            raise StackError(f"no log line carries request id {args.request!r} in {s.log_dir}")
+    wanted = logview.Filter(args.layer, args.level, args.status, args.request)
+    offsets = logfiles.end_offsets(s.log_dir)  # history up to here, follow from here
+    records = [r for r in map(logfiles.parse, logfiles.history(offsets)) if r is not None and wanted(r)]
+    if args.request and not records and not args.follow:
+        raise StackError(f"no log line carries request id {args.request!r} in {s.log_dir}")
     records.sort(key=lambda r: logfiles.event_time(r) or 0.0)
-    for record in records[-args.lines:] if args.lines else records:
-        print(logfiles.pretty(record))
+    lines = FOLLOW_BACKLOG if args.lines is None and args.follow else args.lines
+    for record in records if lines is None else records[len(records) - lines:]:
+        print(logview.pretty(record))
     if args.follow:
+        def emit(line: str) -> None:
+            record = logfiles.parse(line)
+            if record is None:
+                if wanted == logview.Filter():
+                    print(f"(not JSON) {line}", flush=True)
+            elif wanted(record):
+                print(logview.pretty(record), flush=True)
+
         try:
-            logfiles.follow(s.log_dir, lambda line: print(_pretty_line(line), flush=True), stop=lambda: False)
+            logfiles.follow(s.log_dir, emit, stop=lambda: False, offsets=offsets)
         except KeyboardInterrupt:
             pass
     return 0
@@ -394,34 +433,79 @@ def cmd_logs(s: Settings, args) -> int:
 
 def cmd_trace(s: Settings, args) -> int:
     from . import trace
+    from .trace import table, waterfall
 
-    if args.request_id is None and not args.last:
+    if args.request_id is None and args.last is None:
         raise StackError("trace needs a request id (the X-Request-ID header of a response)"
                          " or --last for the most recent request")
-    if args.request_id is not None and args.last:
+    if args.request_id is not None and args.last is not None:
         raise StackError("give a request id or --last, not both")
+    where_from = {"log_dir": s.log_dir, "loki_url": "" if args.files else s.loki_target,
+                  "since_s": args.since_hours * 3600, "warn": warn}
     try:
-        rid, records, where = trace.collect(None if args.last else args.request_id,
-                                            log_dir=s.log_dir,
-                                            loki_url="" if args.files else s.loki_target,
-                                            since_s=args.since_hours * 3600, warn=warn)
+        if args.last not in (None, 0):
+            requests, where = trace.recent(args.last, **where_from)
+            print(json.dumps(requests, indent=2) if args.json else _recent_text(requests, where))
+            return 0
+        rid, records, where = trace.collect(args.request_id, **where_from)
     except trace.TraceError as exc:
         raise StackError(str(exc)) from None
     result = trace.derive(records, rid)
-    print(trace.to_json(result) if args.json else trace.render(result, where))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.table:
+        print(table.render(result, where))
+    else:
+        unicode = not args.ascii and waterfall.can_draw(sys.stdout.encoding)
+        print(waterfall.render(result, where, columns=shutil.get_terminal_size((100, 24)).columns,
+                               unicode=unicode))
     return 0
+
+
+def _recent_text(requests: list[dict], where: str) -> str:
+    """``--last N``: the requests to pick from, newest first."""
+    from .trace.table import clock
+
+    if not requests:
+        return f"no page or API request in the NGINX access log ({where})"
+    out = [f"the last {len(requests)} page or API request{'s' if len(requests) != 1 else ''} ({where}), newest first:",
+           f"{'time (local)':<15}  {'request id':<36} {'status':>6} {'ms':>9}  request"]
+    for r in reversed(requests):
+        took = r.get("request_time")
+        took = f"{took * 1000:.1f}" if isinstance(took, (int, float)) else "?"
+        out.append(f"{clock(r.get('msec')):<15}  {r['request_id']:<36} {r.get('status')!s:>6} {took:>9}  "
+                   f"{r.get('method')} {r.get('uri')}")
+    out.append("./stack trace <id> draws one of them (a unique start of the id is enough)")
+    return "\n".join(out)
+
+
+def _last_count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--last takes how many requests to list, not {raw!r}"
+                                         " (without a number it traces the last one)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--last {raw}: give a positive number of requests to list")
+    return value
 
 
 # --- entry point ----------------------------------------------------------------------
 
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
-    return value
+def _count(raw: str) -> int:
+    if not raw.isdigit():
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number (0 or more)")
+    return int(raw)
+
+
+def _checked(parse):
+    """An argparse type from a parser that raises ValueError with the reason."""
+    def check(raw: str):
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return check
 
 
 def parser() -> argparse.ArgumentParser:
@@ -438,14 +522,27 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status, needs=set())
     lg = sub.add_parser("logs", help="all layers' JSON lines, prettified, in time order")
-    lg.add_argument("-f", "--follow", action="store_true")
-    lg.add_argument("-n", "--lines", type=_positive, default=0, help="only the last N lines")
+    lg.add_argument("-f", "--follow", action="store_true",
+                    help=f"then print new lines as they come, in time order (with no -n: after"
+                         f" the last {FOLLOW_BACKLOG})")
+    lg.add_argument("-n", "--lines", type=_count, metavar="N", help="only the last N lines (0: none)")
+    lg.add_argument("--layer", type=_checked(logview.layers), metavar="L[,L]",
+                    help=f"only these layers ({', '.join(logview.LAYERS)})")
+    lg.add_argument("--level", type=_checked(logview.level), metavar="LEVEL",
+                    help="only lines at LEVEL or worse (the app's and the browser's: DEBUG, INFO,"
+                         " WARNING, ERROR)")
+    lg.add_argument("--status", type=_checked(logview.statuses), metavar="S[,S]",
+                    help="only lines of requests answered with these statuses (404, 5xx)")
     lg.add_argument("--request", metavar="ID", help="only the lines of this request id")
     lg.set_defaults(func=cmd_logs, needs={"LOG_DIR"})
     tr = sub.add_parser("trace", help="the twelve steps of one request (Loki if LOKI_URL, else files)")
     tr.add_argument("request_id", nargs="?", metavar="ID")
-    tr.add_argument("--last", action="store_true", help="trace the most recent request")
-    tr.add_argument("--json", action="store_true")
+    tr.add_argument("--last", nargs="?", type=_last_count, const=0, metavar="N",
+                    help="trace the most recent page or API request; with N, list the last N")
+    view = tr.add_mutually_exclusive_group()
+    view.add_argument("--table", action="store_true", help="every step's time, source and detail, and the hops")
+    view.add_argument("--json", action="store_true", help="the trace as data")
+    tr.add_argument("--ascii", action="store_true", help="draw the waterfall in plain ASCII")
     tr.add_argument("--files", action="store_true", help="read the local files even when LOKI_URL is set")
     tr.add_argument("--since-hours", type=float, default=24.0, help="Loki search window (default 24)")
     tr.set_defaults(func=cmd_trace, needs={"LOG_DIR", "LOKI_URL", "LOKI_BIN", "LOKI_PORT"})

@@ -43,7 +43,8 @@ def reason(exc: BaseException, timeout: float) -> str:
     return type(exc).__name__
 
 
-def get(loki_url: str, path: str, params: dict | None = None, timeout: float = 10.0) -> requests.Response:
+def fetch(loki_url: str, path: str, params: dict | None = None, timeout: float = 10.0) -> requests.Response:
+    """GET ``path`` (``/ready``, ``/loki/api/v1/query_range``) from Loki; unreachable: LokiUnreachable."""
     url = query_base(loki_url) + path
     session = requests.Session()
     session.trust_env = False
@@ -59,7 +60,7 @@ def get(loki_url: str, path: str, params: dict | None = None, timeout: float = 1
 def readiness(loki_url: str, timeout: float = 3.0) -> tuple[bool, str]:
     """(ready?, one line saying so) from Loki's ``/ready``."""
     try:
-        resp = get(loki_url, "/ready", timeout=timeout)
+        resp = fetch(loki_url, "/ready", timeout=timeout)
     except LokiUnreachable as exc:
         return False, str(exc)
     if resp.status_code == 200:

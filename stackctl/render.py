@@ -51,6 +51,7 @@ def nginx_values(s: Settings) -> dict[str, str]:
         "TLS_KEY": str(s.tls_key),
         "LOG_DIR": str(s.log_dir),
         "NGINX_ACCESS_LOG": s.nginx_access_log or f"{s.log_dir}/nginx/access.log stack_json",
+        "NGINX_API_RATE": s.nginx_api_rate,
         "STATIC_DIR": str(STATIC_DIR),
         "SERVER_NAME": s.server_name,
         # "off", or (auth on) any other value; compose passes the host path the same way.
@@ -79,6 +80,16 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
+def supervised(command: str, stopsignal: str) -> str:
+    """A program's ``command=`` and ``stopsignal=`` lines. The command runs with the kernel's
+    parent-death signal set to the same stop signal (setpriv --pdeathsig): however
+    supervisord ends, even by SIGKILL, the kernel signals each program it started at once,
+    and it stops as gracefully as on ``./stack down`` instead of serving on unsupervised
+    (stackctl/leftovers.py finds any still stopping)."""
+    return (f"command={tools.path('setpriv')} --pdeathsig {stopsignal} -- {command}\n"
+            f"stopsignal={stopsignal}")
+
+
 def supervisord_conf(s: Settings) -> str:
     run = s.run_dir
     parts = [f"""\
@@ -101,9 +112,8 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://{run}/supervisor.sock
 
 [program:nginx]
-command={s.nginx_bin} -p {run}/nginx-temp -c {run}/nginx.conf -g "daemon off;"
 ; QUIT: NGINX finishes the requests in flight, then exits
-stopsignal=QUIT
+{supervised(f'{s.nginx_bin} -p {run}/nginx-temp -c {run}/nginx.conf -g "daemon off;"', "QUIT")}
 stopwaitsecs=40
 autorestart=true
 startsecs=1
@@ -127,10 +137,9 @@ stderr_logfile={run}/nginx.err
         }
         parts.append(f"""
 [program:{name}]
-command={s.uwsgi_bin} --ini {UWSGI_INI}
-environment={_env(env)}
 ; TERM: uwsgi.ini turns it into a graceful shutdown
-stopsignal=TERM
+{supervised(f"{s.uwsgi_bin} --ini {UWSGI_INI}", "TERM")}
+environment={_env(env)}
 stopwaitsecs=40
 autorestart=true
 startsecs=2
@@ -146,7 +155,7 @@ stderr_logfile={run}/{name}.err
                 "LOGROTATE_BIN": str(tools.path("logrotate"))}
     parts.append(f"""
 [program:logrotate]
-command={LOG_ROTATION_SCRIPT} run
+{supervised(f"{LOG_ROTATION_SCRIPT} run", "TERM")}
 environment={_env(rotation)}
 autorestart=true
 startsecs=1
@@ -160,10 +169,9 @@ stderr_logfile={run}/logrotate.err
                "LOKI_HTTP_PORT": str(s.loki_port), "LOKI_GRPC_PORT": str(s.loki_grpc_port)}
         parts.append(f"""
 [program:loki]
-command={s.loki_bin} -config.file={LOKI_CONFIG} -config.expand-env=true
-environment={_env(env)}
 ; TERM: Loki stops taking pushes, flushes what it holds, then exits; its WAL keeps the rest
-stopsignal=TERM
+{supervised(f"{s.loki_bin} -config.file={LOKI_CONFIG} -config.expand-env=true", "TERM")}
+environment={_env(env)}
 stopwaitsecs=30
 autorestart=true
 startsecs=1
@@ -177,11 +185,11 @@ stderr_logfile={run}/loki.err
         parts.append(f"""
 [program:alloy]
 ; the compose Alloy config, with paths and URL from the environment
-command={s.alloy_bin} run --server.http.listen-addr=127.0.0.1:{s.alloy_port} --disable-reporting --storage.path={run}/alloy {ALLOY_CONFIG}
-environment={_env(env)}
 ; TERM: Alloy sends what it has read and saves its read positions; stopped after NGINX and
 ; the app (priorities stop in reverse), so their last lines are read before it goes
-stopsignal=TERM
+{supervised(f"{s.alloy_bin} run --server.http.listen-addr=127.0.0.1:{s.alloy_port}"
+            f" --disable-reporting --storage.path={run}/alloy {ALLOY_CONFIG}", "TERM")}
+environment={_env(env)}
 stopwaitsecs=30
 autorestart=true
 startsecs=2

@@ -61,6 +61,13 @@ def server_names(raw: str) -> str:
     return " ".join(raw.split())
 
 
+def nginx_rate(raw: str) -> str:
+    """NGINX's limit_req_zone rate: ``20r/s`` or ``600r/m``."""
+    if not re.fullmatch(r"[1-9][0-9]{0,8}r/[sm]", raw):
+        raise ValueError("is not a rate like 20r/s or 600r/m")
+    return raw
+
+
 def binary_or_off(raw: str) -> str:
     """A program's path, or "" for ``off`` (and for none found)."""
     return "" if raw.lower() == "off" else raw
@@ -116,6 +123,8 @@ SETTINGS: tuple[Setting, ...] = (
             attr="start_timeout"),
     Setting("NGINX_ACCESS_LOG", "", text, "NGINX access_log directive (`off`: no access log)",
             shown="$LOG_DIR/nginx/access.log stack_json"),
+    Setting("NGINX_API_RATE", "20r/s", nginx_rate, "requests per second (`Nr/s`) or minute (`Nr/m`)"
+            " one client address may make under the API prefix before 429 (burst 100)"),
     Setting("NGINX_BIN", _tool("nginx"), text, "nginx binary", shown="/usr/sbin/nginx"),
     Setting("UWSGI_BIN", _tool("uwsgi"), text, "uwsgi binary", shown="$VENV_DIR/bin/uwsgi"),
     Setting("LOKI_BIN", lambda _v: tools.found("loki"), binary_or_off, "Grafana Loki (3.7): when"

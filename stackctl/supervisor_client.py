@@ -1,10 +1,10 @@
 """Talks to this stack's supervisord over its unix socket (XML-RPC)."""
 from __future__ import annotations
 
-import os
 import xmlrpc.client
 from pathlib import Path
 
+from .leftovers import alive
 
 
 def proxy(run_dir: Path):
@@ -16,13 +16,12 @@ def proxy(run_dir: Path):
 
 
 def supervisord_pid(run_dir: Path) -> int | None:
-    """PID of this stack's supervisord if it is alive, else None."""
+    """PID of this stack's supervisord if it is alive (a zombie is not), else None."""
     try:
         pid = int((run_dir / "supervisord.pid").read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if alive(pid) else None
 
 
 def processes(run_dir: Path) -> list[dict]:

@@ -65,6 +65,8 @@ TOOLS = {t.name: t for t in (
     Tool("npm", "apt", "/usr/bin/npm", "apt: npm"),
     Tool("wrk", "apt", "/usr/bin/wrk", "apt: wrk (bench/ only)"),
     Tool("logrotate", "apt", "/usr/sbin/logrotate", "apt: logrotate"),
+    # gives each program ./stack supervises a parent-death signal (stackctl/render.py)
+    Tool("setpriv", "apt", "/usr/bin/setpriv", "apt: util-linux"),
     # the compose smoke test (tests/compose): podman's Docker-compatible API and what it runs
     Tool("podman", "apt", "/usr/bin/podman", "apt: podman"),
     Tool("runc", "apt", "/usr/sbin/runc", "apt: runc"),

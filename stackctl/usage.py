@@ -14,11 +14,14 @@ usage: ./stack COMMAND
   down              stop gracefully
   reload            gracefully reload the uWSGI instances
   status [--json]   each process, its PID and health
-  logs [-f] [-n N] [--request ID]   all layers' JSON lines, prettified, in time order
+  logs [-f] [-n N] [--layer L,..] [--level LEVEL] [--status S,..] [--request ID]
+                    all layers' JSON lines, one per line, in time order (-f: then new ones)
   trace ID|--last [--json] [--files]  the twelve steps of one request
   test [PYTEST ARGS]  install what the tests need, then run all tests
+  test unit [ARGS]  the fast tier: only the unit tests, with only the venv (seconds)
   k8s render [--out DIR] [-f VALUES]...  Kubernetes: chart manifests and the official
                     charts' values files (deploy/README.md)
+  bench [ARGS]      what observability costs, measured (= ./bench/run; bench/README.md)
 down, reload, status, logs and trace use the settings the running stack was started with.
 """
 

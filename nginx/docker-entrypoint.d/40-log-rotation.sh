@@ -110,10 +110,12 @@ once() {
 
 run() {
     echo "$ME: rotating $LOG_DIR every ${LOG_ROTATE_INTERVAL}s: $LOG_MAX_BYTES bytes, keep $LOG_KEEP"
-    trap 'exit 0' TERM INT
+    # TERM (supervisord, docker stop) ends the wait at once, and the sleep with it
+    trap 'kill "$pause" 2>/dev/null; exit 0' TERM INT
+    pause=
     while :; do
-        # sleep in the background so that TERM (supervisord, docker stop) ends it at once
-        sleep "$LOG_ROTATE_INTERVAL" & wait $! || true
+        sleep "$LOG_ROTATE_INTERVAL" & pause=$!
+        wait "$pause" || true
         once
     done
 }

@@ -2,7 +2,7 @@
 
 Prices are approximate US street prices (USD). Each entry is flat: the common fields
 (``id``, ``category``, ``name``, ``brand``, ``price``) plus the attributes that the
-compatibility checks in :mod:`pcbuilder.compat` read:
+compatibility rules in :mod:`pcbuilder.compatibility_rules` read:
 
 ========== =================================================================
 cpu         ``socket``, ``tdp_w`` (vendor-rated TDP)
@@ -11,8 +11,9 @@ ram         ``ram_type``, ``capacity_gb``, ``speed_mts``, ``power_w``
 gpu         ``memory_gb``, ``tdp_w`` (total board power)
 storage     ``interface``, ``capacity_gb``, ``power_w``
 psu         ``wattage``, ``efficiency``
-case        ``form_factors`` (motherboard form factors it accepts)
-cooler      ``cooler_type``, ``power_w`` (fans and pump)
+case        ``form_factors`` (motherboard form factors it accepts), ``max_radiator_mm``
+            (the longest liquid-cooling radiator it can mount, per its maker)
+cooler      ``cooler_type``, ``power_w`` (fans and pump), ``radiator_mm`` (liquid only)
 ========== =================================================================
 """
 from __future__ import annotations
@@ -136,19 +137,19 @@ COMPONENTS: list[dict] = [
      "price": 99.99, "wattage": 750, "efficiency": "80+ Gold"},
     # --- Cases --------------------------------------------------------------------
     {"id": 46, "category": "case", "name": "North ATX Mid Tower", "brand": "Fractal Design",
-     "price": 139.99, "form_factors": list(_ALL_FORM_FACTORS)},
+     "price": 139.99, "form_factors": list(_ALL_FORM_FACTORS), "max_radiator_mm": 360},
     {"id": 47, "category": "case", "name": "Lancool 216 ATX Mid Tower", "brand": "Lian Li",
-     "price": 99.99, "form_factors": list(_ALL_FORM_FACTORS)},
+     "price": 99.99, "form_factors": list(_ALL_FORM_FACTORS), "max_radiator_mm": 360},
     {"id": 48, "category": "case", "name": "H5 Flow ATX Mid Tower", "brand": "NZXT",
-     "price": 94.99, "form_factors": list(_ALL_FORM_FACTORS)},
+     "price": 94.99, "form_factors": list(_ALL_FORM_FACTORS), "max_radiator_mm": 280},
     {"id": 49, "category": "case", "name": "4000D Airflow ATX Mid Tower", "brand": "Corsair",
-     "price": 104.99, "form_factors": list(_ALL_FORM_FACTORS)},
+     "price": 104.99, "form_factors": list(_ALL_FORM_FACTORS), "max_radiator_mm": 360},
     {"id": 50, "category": "case", "name": "MasterBox NR200P Mini-ITX", "brand": "Cooler Master",
-     "price": 99.99, "form_factors": ["Mini-ITX"]},
+     "price": 99.99, "form_factors": ["Mini-ITX"], "max_radiator_mm": 280},
     {"id": 51, "category": "case", "name": "Pop Mini Air Micro-ATX", "brand": "Fractal Design",
-     "price": 89.99, "form_factors": ["Micro-ATX", "Mini-ITX"]},
+     "price": 89.99, "form_factors": ["Micro-ATX", "Mini-ITX"], "max_radiator_mm": 280},
     {"id": 52, "category": "case", "name": "A4-H2O Mini-ITX", "brand": "Lian Li",
-     "price": 149.99, "form_factors": ["Mini-ITX"]},
+     "price": 149.99, "form_factors": ["Mini-ITX"], "max_radiator_mm": 240},
     # --- CPU coolers --------------------------------------------------------------
     {"id": 53, "category": "cooler", "name": "NH-D15", "brand": "Noctua", "price": 109.95,
      "cooler_type": "Air", "power_w": 4},
@@ -159,9 +160,9 @@ COMPONENTS: list[dict] = [
     {"id": 56, "category": "cooler", "name": "Hyper 212 Black Edition", "brand": "Cooler Master",
      "price": 29.99, "cooler_type": "Air", "power_w": 3},
     {"id": 57, "category": "cooler", "name": "Liquid Freezer III 360", "brand": "Arctic",
-     "price": 99.99, "cooler_type": "Liquid (360 mm)", "power_w": 12},
+     "price": 99.99, "cooler_type": "Liquid", "radiator_mm": 360, "power_w": 12},
     {"id": 58, "category": "cooler", "name": "Kraken Elite 360", "brand": "NZXT",
-     "price": 279.99, "cooler_type": "Liquid (360 mm)", "power_w": 15},
+     "price": 279.99, "cooler_type": "Liquid", "radiator_mm": 360, "power_w": 15},
 ]
 
 

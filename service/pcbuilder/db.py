@@ -31,10 +31,14 @@ log = structlog.get_logger(LOGGER)
 #: Milliseconds a connection waits for another process's lock before failing.
 BUSY_TIMEOUT_MS = 5000
 
-#: Sort keys accepted by :func:`list_components`, mapped to trusted SQL.
+#: Sort keys accepted by :func:`list_components`, mapped to trusted SQL. ``category`` is
+#: the builder's order of categories (``catalog.CATEGORIES``), ``id`` the catalog's order.
 SORT_COLUMNS = {
     "id": "id",
+    "category": "CASE category " + " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(CATEGORIES))
+                + f" ELSE {len(CATEGORIES)} END",
     "name": "name COLLATE NOCASE",
+    "brand": "brand COLLATE NOCASE",
     "price": "price",
 }
 
@@ -105,13 +109,20 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+def _catalog_rows() -> list[tuple]:
+    return [(c["id"], c["category"], c["name"], c["brand"], c["price"],
+             json.dumps(attributes_of(c), sort_keys=True)) for c in COMPONENTS]
+
+
 def ensure_seeded(path: str) -> bool:
-    """Create the schema and load the catalog unless that was already done.
+    """Create the schema and write the catalog's rows that the database lacks or holds
+    differently (a database kept from an older catalog gets its new attributes, which the
+    compatibility rules need); rows the catalog does not have are left alone.
 
     Safe when several processes start at once: WAL is switched on first, then schema
     and rows are written in one ``BEGIN IMMEDIATE`` transaction. That takes the write
     lock up front, so the second process waits (busy timeout) and then sees the rows
-    instead of inserting them again. Returns True if this call did the seeding.
+    instead of writing them again. Returns True if this call wrote any row.
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     conn = _connect(path, read_only=False)
@@ -123,18 +134,13 @@ def ensure_seeded(path: str) -> bool:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            (count,) = conn.execute("SELECT COUNT(*) FROM components").fetchone()
-            if count:
+            stored = {row[0]: tuple(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM components")}
+            changed = [row for row in _catalog_rows() if stored.get(row[0]) != row]
+            if not changed:
                 conn.execute("ROLLBACK")
                 return False
-            conn.executemany(
-                f"INSERT INTO components ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (c["id"], c["category"], c["name"], c["brand"], c["price"],
-                     json.dumps(attributes_of(c), sort_keys=True))
-                    for c in COMPONENTS
-                ],
-            )
+            conn.executemany(f"INSERT OR REPLACE INTO components ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                             changed)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -142,7 +148,7 @@ def ensure_seeded(path: str) -> bool:
             raise
     finally:
         conn.close()
-    log.info("db.seeded", path=path, count=len(COMPONENTS))
+    log.info("db.seeded", path=path, count=len(changed), catalog=len(COMPONENTS))
     return True
 
 
@@ -208,11 +214,12 @@ def _escape_like(text: str) -> str:
 
 
 def list_components(category: str | None = None, search: str | None = None,
-                    sort: str = "id", order: str = "asc") -> list[dict]:
+                    sort: str = "category", order: str = "asc") -> list[dict]:
     """Components, optionally of one category and/or matching ``search`` in name or brand.
 
-    ``sort`` is one of :data:`SORT_COLUMNS`, ``order`` is ``asc`` or ``desc``; anything
-    else raises ValueError (they become SQL text, so they are never passed through).
+    Equal sort keys keep the catalog's order (``id``). ``sort`` is one of
+    :data:`SORT_COLUMNS`, ``order`` is ``asc`` or ``desc``; anything else raises
+    ValueError (they become SQL text, so they are never passed through).
     """
     if sort not in SORT_COLUMNS:
         raise ValueError(f"unknown sort key: {sort!r}")

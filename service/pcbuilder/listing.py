@@ -5,7 +5,8 @@
 category   one of ``catalog.CATEGORIES``; empty or absent: every category
 q          text searched in name or brand, case-insensitive, trimmed, at most
            100 characters; empty or absent: no search
-sort       ``id`` (catalog order, the default), ``name`` or ``price``
+sort       ``category`` (the builder's order of categories, the default), ``name``,
+           ``brand``, ``price`` or ``id`` (the catalog's order); ties keep the catalog's order
 order      ``asc`` (default) or ``desc``
 ========== =====================================================================
 
@@ -43,7 +44,7 @@ MAX_SEARCH_CHARS = 100
 class Listing:
     category: str | None = None
     q: str = ""
-    sort: str = "id"
+    sort: str = "category"
     order: str = "asc"
 
 

@@ -180,7 +180,7 @@ APP_SETTINGS: tuple[Setting, ...] = (
     Setting("LOKI_BACKLOG_BYTES", str(16 * 1024 * 1024), whole(1, 2**40),
             "bytes of lines one app process holds for Loki (oldest dropped beyond)",
             shown="16777216 (16 MiB)"),
-    Setting("LOKI_BATCH_INTERVAL", "1", positive_number, "seconds between pushes"),
+    Setting("LOKI_BATCH_INTERVAL", "0.5", positive_number, "seconds between pushes"),
     Setting("LOKI_BATCH_SIZE", "1000", whole(1, 1_000_000), "most lines per push"),
     Setting("LOKI_TIMEOUT", "5", positive_number, "seconds for one push"),
     Setting("LOKI_MAX_BACKOFF", "10", positive_number, "longest wait between retries of a push, seconds"),

@@ -2,7 +2,9 @@
 
 Opens /main, clicks through to /table, reads the navigation's X-Request-ID, waits for the
 page's Navigation Timing beacon, and checks that ``./stack trace <id> --json`` has all
-twelve steps in a consistent order.
+twelve steps in a consistent order; then the same for a builder pick's ``POST
+/api/builds``, whose browser steps come from the Resource Timing app.js reports for its
+own fetches, and that a builder session's beacons stay within NGINX's limit for them.
 
 Clock skew: Chromium runs on the same host, but Navigation Timing times are
 ``performance.timeOrigin`` (taken from the wall clock once per page, then advanced by a
@@ -24,6 +26,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 SLACK_S = {"nginx": 0.001, "uwsgi": 1e-6, "app": 1e-6, "browser": 1e-4}
+
+
+def browser_line(stack, rid: str) -> dict:
+    return stack.wait_for(
+        lambda: next((r for r in stack.records("browser") if r.get("request_id") == rid), None),
+        timeout=15, what=f"the browser.timing line of {rid}")
+
+
+def twelve_steps(stack, rid: str) -> dict:
+    """``./stack trace <id> --json`` once uWSGI's line is written: all twelve steps, 1 and
+    12 measured by the browser."""
+    stack.wait_for(lambda: any(r.get("request_id") == rid for r in stack.records("uwsgi")),
+                   what="the uWSGI line")
+    data = json.loads(stack.run("trace", rid, "--json").stdout)
+    steps = {s["number"]: s for s in data["steps"]}
+    assert list(steps) == list(range(1, 13)) and data["missing"] == [], data["missing"]
+    assert steps[1]["layer"] == steps[12]["layer"] == "browser"
+    assert steps[1]["source"] == steps[12]["source"] == "measured"
+    return data
 
 
 def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
@@ -58,9 +79,7 @@ def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
         assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
 
-        beacon = stack.wait_for(
-            lambda: next((r for r in stack.records("browser") if r.get("request_id") == rid), None),
-            timeout=15, what=f"the browser.timing beacon of {rid}")
+        beacon = browser_line(stack, rid)
     finally:
         context.close()
 
@@ -68,14 +87,8 @@ def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
     assert beacon["beacon_request_id"] != rid
     assert beacon["loadEventEnd"] >= beacon["domContentLoadedEventEnd"] >= beacon["responseEnd"] > 0
 
-    stack.wait_for(lambda: any(r.get("request_id") == rid for r in stack.records("uwsgi")),
-                   what="the uWSGI line")
-    result = stack.run("trace", rid, "--json")
-    data = json.loads(result.stdout)
+    data = twelve_steps(stack, rid)
     steps = {s["number"]: s for s in data["steps"]}
-    assert list(steps) == list(range(1, 13)) and data["missing"] == [], data["missing"]
-    assert steps[1]["layer"] == steps[12]["layer"] == "browser"
-    assert steps[1]["source"] == steps[12]["source"] == "measured"
     assert data["browser_skew_ms"] is not None
 
     # client send <= NGINX receive <= uWSGI start <= Flask start <= Flask end <= uWSGI end
@@ -90,3 +103,66 @@ def test_a_browser_page_view_is_traced_through_all_twelve_steps(stack, browser):
     human = stack.run("trace", rid).stdout
     assert "client sends the request" in human and "MISSING" not in human
     print(human)  # shown with -s: a real example for the README
+
+
+def test_a_builder_pick_is_traced_with_its_browser_steps(stack, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(stack.url + "/pc-builder-app/builder")
+        page.wait_for_load_state("load")
+        page_id = page.locator('meta[name="request-id"]').get_attribute("content")
+        with page.expect_response(lambda r: r.url.endswith("/api/builds")) as checked:
+            page.select_option("#pick-cpu", "2")
+        assert checked.value.request.method == "POST" and checked.value.status == 200
+        rid = checked.value.headers["x-request-id"]
+        assert rid != page_id
+        # The verdict names the request that produced it, and so does the footer now.
+        page.locator(f"#build-result .verdict-request-id:text-is('{rid}')").wait_for()
+        assert page.locator("#request-id").inner_text() == rid
+        timing = browser_line(stack, rid)
+    finally:
+        context.close()
+
+    # The contract with ./stack trace: the fetch's own id, kind "fetch", its path, the
+    # Resource Timing fields as for a navigation, and no DOM times.
+    assert timing["kind"] == "fetch" and timing["page"] == "/pc-builder-app/api/builds"
+    assert timing["layer"] == "browser" and timing["beacon_request_id"] not in (rid, page_id)
+    assert 0 < timing["requestStart"] <= timing["responseStart"] <= timing["responseEnd"]
+    assert timing["timeOrigin"] > 1e12
+    assert "domContentLoadedEventEnd" not in timing and "loadEventEnd" not in timing
+    data = twelve_steps(stack, rid)
+    assert data["order"]["consistent"] is True, data["order"]
+    human = stack.run("trace", rid).stdout
+    assert "POST /pc-builder-app/api/builds" in human and "MISSING" not in human
+    print(human)
+
+
+def test_a_builder_session_stays_within_the_beacon_limit_and_every_pick_is_timed(stack, browser):
+    """NGINX allows the beacon 2 a second per address (burst 20). 30 picks in a few
+    seconds would be 30 beacons if each were sent on its own; app.js batches them."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    ids = []
+    try:
+        page = context.new_page()
+        page.goto(stack.url + "/pc-builder-app/builder")
+        page.wait_for_load_state("load")
+        for n in range(30):
+            with page.expect_response(lambda r: r.url.endswith("/api/builds")) as checked:
+                page.select_option("#pick-gpu", str(24 + n % 8))
+            assert checked.value.status == 200
+            ids.append(checked.value.headers["x-request-id"])
+        page.goto(stack.url + "/pc-builder-app/main")  # leaving sends what is still queued
+        page.wait_for_load_state("load")
+        timed = stack.wait_for(
+            lambda: (lambda got: got if set(ids) <= got else None)(
+                {r["request_id"] for r in stack.records("browser") if r.get("kind") == "fetch"}),
+            timeout=20, what="a browser.timing line for each of the 30 picks")
+    finally:
+        context.close()
+    assert set(ids) <= timed
+    beacons = {r["beacon_request_id"] for r in stack.records("browser") if r.get("request_id") in ids}
+    assert len(beacons) < len(ids) / 2, beacons  # batched
+    refused = [r for r in stack.records("nginx")
+               if r.get("uri") == "/pc-builder-app/api/timing" and r.get("status") != 204]
+    assert refused == []

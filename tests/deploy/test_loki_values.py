@@ -102,7 +102,7 @@ def test_ingestion_limits_cover_the_chart_design_load():
 def test_capacity_md_is_what_the_script_computes_from_bench_results():
     """deploy/CAPACITY.md is reproduced by deploy/capacity.py from bench/results/*.json."""
     cap = capacity()
-    assert cap.OUT.read_text() == cap.build(), "run .venv/bin/python deploy/capacity.py"
+    assert cap.OUT.read_text() == cap.build(), "run .venv/bin/python -m deploy.capacity"
 
 
 def test_capacity_chunk_layout_compresses_what_it_is_given():

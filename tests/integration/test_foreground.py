@@ -9,16 +9,14 @@ import urllib.request
 
 import pytest
 
-from tests.support.env import free_port
-from tests.support.stack import ROOT, STACK
+from tests.support.stack import ROOT, STACK, private_env
 
 pytestmark = pytest.mark.integration
 
 
 def test_foreground_up_prints_all_layers_and_ctrl_c_stops_it(tmp_path):
-    port = free_port()
-    env = {**os.environ, "HTTP_PORT": str(port), "HTTPS_PORT": str(free_port()), "LOG_DIR": str(tmp_path / "log"),
-           "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run")}
+    env = private_env(tmp_path)
+    port = int(env["HTTP_PORT"])
     proc = subprocess.Popen([str(STACK), "up"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output: list[str] = []

@@ -3,13 +3,11 @@ one line naming the problem, exit 1, no Python traceback, nothing started; and c
 a running stack use that stack's own settings, whatever the calling shell holds."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 
-from tests.support.env import free_port
-from tests.support.stack import ROOT, STACK, start_stack, stop_stack
+from tests.support.stack import ROOT, STACK, private_env, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
 
@@ -51,12 +49,6 @@ def run_stack(*args: str, env: dict, stdout=subprocess.PIPE) -> subprocess.Compl
                           text=True, timeout=120)
 
 
-def private_env(tmp_path, **extra: str) -> dict:
-    return {**os.environ, "HTTP_PORT": str(free_port()), "HTTPS_PORT": str(free_port()),
-            "LOG_DIR": str(tmp_path / "log"), "DATA_DIR": str(tmp_path / "data"),
-            "RUN_DIR": str(tmp_path / "run"), **extra}
-
-
 def one_line(result: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in (result.stdout or "") + result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -91,7 +83,9 @@ def test_commands_without_a_stack_are_one_clear_line(tmp_path):
     result = run_stack("down", env=env)
     assert result.returncode == 0 and "no stack running from" in result.stdout
     result = run_stack("logs", "-n", "-3", env=env)
-    assert result.returncode == 2 and "'-3' is not a positive whole number" in result.stderr
+    assert result.returncode == 2 and "'-3' is not a whole number (0 or more)" in result.stderr
+    result = run_stack("logs", "--status", "600", env=env)
+    assert result.returncode == 2 and "'600' is not a status" in result.stderr
 
 
 def test_a_closed_stdout_is_no_traceback(tmp_path):

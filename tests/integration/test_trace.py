@@ -1,11 +1,15 @@
-"""./stack trace against a real stack (./stack up -d): steps 2-11 of one request, in order."""
+"""./stack trace against a real stack (./stack up -d): steps 2-11 of one request, in order,
+drawn as a waterfall or printed as a table; ids as a person pastes them; --last."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
 import pytest
+
+from stackctl.trace import waterfall
 
 pytestmark = pytest.mark.integration
 
@@ -65,10 +69,30 @@ def test_trace_of_a_page_request_has_steps_2_to_11_in_order(stack):
     app_lines = [r for r in stack.records("app") if r.get("request_id") == rid]
     assert app_lines and all(r.get("traceparent") == TRACEPARENT for r in app_lines)
 
-    human = stack.run("trace", rid).stdout
+    table = stack.run("trace", rid, "--table").stdout
     for n in range(2, 12):
-        assert f"\n{n:>2}  " in human
-    assert "MISSING" in human and "hops" in human
+        assert f"\n{n:>2}  " in table
+    assert "MISSING" in table and "hops" in table
+
+    # The default view: every step and hop a row on one axis, fitted to COLUMNS.
+    drawn = stack.run("trace", rid, env={"COLUMNS": "90"}).stdout
+    assert max(map(len, drawn.splitlines())) <= 90
+    canvas = waterfall.Canvas(90, waterfall.UNICODE)
+    label = slice(3, 3 + canvas.label_width)
+    for s in data["steps"]:
+        (row,) = [line for line in drawn.splitlines() if line.startswith(f"{s['number']:>2} {s['name'][:20]}")]
+        assert ("MISSING" in row) == (s["time"] is None), row
+    bars = {line[label].strip(): sum(c in "▏▎▍▌▋▊▉█" for c in line) for line in drawn.splitlines()
+            if line.startswith("     ")}
+    assert "queue before uWSGI (hand-off)" in bars and "Flask: database and logic" in bars
+    # each hop's bar is its time to scale (to a column: eighths of one are drawn as one)
+    first, last = waterfall.extent(data)
+    width = canvas.bar_width
+    present = [s for s in data["steps"] if s["time"] is not None]
+    for a, b in zip(present, present[1:]):
+        name = waterfall.HOPS[(a["number"], b["number"])]
+        expected = max(0.0, b["time"] - a["time"]) / (last - first) * width
+        assert abs(bars[name] - expected) <= 1.01 or (expected < 0.07 and bars[name] == 0), (name, bars[name], expected)
 
 
 def test_malformed_traceparent_is_not_passed_on(stack):
@@ -111,11 +135,35 @@ def test_beacon_through_nginx_adds_steps_1_and_12(stack):
     assert bad.status == 400
 
 
-def test_last_traces_the_most_recent_request(stack):
+def test_last_traces_the_most_recent_page_or_api_request(stack):
     rid = "itrace-last-" + uuid.uuid4().hex[:8]
+    api = "itrace-api-" + uuid.uuid4().hex[:8]
+    stack.request("/pc-builder-app/api/components?category=cpu", headers={"X-Request-ID": api})
     stack.request("/pc-builder-app/main", headers={"X-Request-ID": rid})
-    wait_for_lines(stack, rid, ("nginx",))
+    # after the page: what --last skips (a static file, the beacon, a health probe)
+    static = "itrace-skip-" + uuid.uuid4().hex[:8]
+    stack.request("/pc-builder-app/static/css/app.css", headers={"X-Request-ID": static})
+    stack.request("/pc-builder-app/api/timing", method="POST", body=b"{}", headers={"Content-Type": "text/plain"})
+    stack.request("/pc-builder-app/healthz")
+    wait_for_lines(stack, static, ("nginx",))
     assert json.loads(stack.run("trace", "--last", "--json").stdout)["request_id"] == rid
+    listed = stack.run("trace", "--last", "2").stdout.splitlines()
+    assert listed[0].startswith("the last 2 page or API requests")
+    assert re.match(rf"^\S+\s+{rid}\s+200\s+[\d.]+\s+GET /pc-builder-app/main$", listed[2]), listed
+    assert re.match(rf"^\S+\s+{api}\s+200\s+[\d.]+\s+GET /pc-builder-app/api/components\?category=cpu$",
+                    listed[3]), listed
+    assert [r["request_id"] for r in json.loads(stack.run("trace", "--last", "2", "--json").stdout)] == [api, rid]
+
+
+def test_an_id_as_pasted(stack):
+    rid = "itrace-Paste-" + uuid.uuid4().hex
+    assert stack.request("/pc-builder-app/main", headers={"X-Request-ID": rid}).status == 200
+    wait_for_lines(stack, rid)
+    for pasted in (f'  "{rid}"\n', f"'{rid}'", rid[:-8]):  # quotes and spaces trimmed; a unique prefix
+        assert json.loads(stack.run("trace", pasted, "--json").stdout)["request_id"] == rid
+    other = stack.run("trace", rid.lower(), check=False)
+    assert other.returncode == 1
+    assert other.stderr.strip().endswith(f"but '{rid}' differs from it only in case (request ids are case-sensitive)")
 
 
 @pytest.mark.parametrize("rid, message", [
@@ -139,8 +187,19 @@ def test_at_debug_the_trace_uses_the_fine_app_events(tmp_path):
         wait_for_lines(stack, rid)
         events = [r["event"] for r in stack.records("app") if r.get("request_id") == rid]
         assert events == ["request.started", "db.query", "components.retrieved", "request.finished"]
-        steps = {s["number"]: s for s in trace_json(stack, rid)["steps"]}
+        query = next(r for r in stack.records("app") if r.get("request_id") == rid and r["event"] == "db.query")
+        data = trace_json(stack, rid)
+        steps = {s["number"]: s for s in data["steps"]}
         assert steps[5]["detail"].startswith("request.started")
-        assert "db.query" in steps[6]["detail"] and steps[6]["source"] == "derived"
+        # measured from the query's own start_us when it logs one, else derived from its end - duration
+        assert "db.query" in steps[6]["detail"]
+        assert steps[6]["source"] == ("measured" if "start_us" in query else "derived")
+        kept = data["kept_detail"]
+        assert kept["why"] == "debug" and [e["event"] for e in kept["events"]] == events[:-1]
+        assert {e["step"] for e in kept["events"]} <= {5, 6, 7}
+        drawn = stack.run("trace", rid).stdout
+        assert "LOG_LEVEL=DEBUG writes them for every request" in drawn
+        (row,) = [line for line in drawn.splitlines() if "· db.query" in line]
+        assert query["sql"][:20] in row and f"{query['duration_ms']:.3f} ms" in row
     finally:
         stop_stack(stack)

@@ -26,13 +26,15 @@ const PLUGINS = {
   timeseries: `${SCHEMA}/timeseries/panelcfg/x/TimeSeriesPanelCfg_types.gen`,
   text: `${SCHEMA}/text/panelcfg/x/TextPanelCfg_types.gen`,
   logs: `${SCHEMA}/logs/panelcfg/x/LogsPanelCfg_types.gen`,
+  barchart: `${SCHEMA}/barchart/panelcfg/x/BarChartPanelCfg_types.gen`,
 };
-const WITH_FIELD_CONFIG = new Set(["table", "timeseries"]);
+const WITH_FIELD_CONFIG = new Set(["table", "timeseries", "barchart"]);
 const DATA_TYPES = "../node_modules/@grafana/data/dist/types/transformations/transformers";
 const TRANSFORMS = {
   organize: ["organize", "OrganizeFieldsTransformerOptions"],
   merge: ["merge", "MergeTransformerOptions"],
   sortBy: ["sortBy", "SortByTransformerOptions"],
+  calculateField: ["calculateField", "CalculateFieldTransformerOptions"],
 };
 // Transformations Grafana's app registers itself (not in @grafana/data): typed by `any`
 // there too, so only their presence is checked (test_dashboards.py knows them by name).

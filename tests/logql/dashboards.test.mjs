@@ -16,11 +16,16 @@ const dashboard = (uid) => read(`../../observability/grafana/dashboards/${uid}.j
 const panelOf = (uid, title) => dashboard(uid).panels.find((p) => p.title === title);
 const fixture = (name) => read(`fixtures/loki/${name}.json`);
 
-const COLUMNS = ["step", "name", "layer", "time (epoch s)", "hop (ms)", "source", "detail"];
-const NAMES = ["client sends the request", "NGINX receives it", "NGINX picks an uWSGI server",
-  "uWSGI receives, translates to WSGI", "uWSGI hands it to Flask", "Flask works (database, logic)",
-  "Flask generates the response", "Flask returns it to uWSGI", "uWSGI translates the response",
-  "uWSGI sends it to NGINX", "NGINX sends it to the client", "client receives and renders"];
+const COLUMNS = ["step", "name", "layer", "at (ms)", "hop (ms)", "source", "detail"];
+// The one step definition (stackctl/trace/steps.py), passed by test_dashboards.py as
+// `python -m stackctl.trace --json` prints it.
+if (!process.env.TWELVE_STEPS_JSON) {
+  throw new Error("TWELVE_STEPS_JSON is not set: run through tests/validators/test_dashboards.py, or set it to "
+    + "the output of `.venv/bin/python -m stackctl.trace --json`");
+}
+const STEP_DEFINITION = JSON.parse(process.env.TWELVE_STEPS_JSON);
+const NAMES = STEP_DEFINITION.map((s) => s.name);
+const LAYERS = STEP_DEFINITION.map((s) => s.layer);
 const steps = (...numbers) => numbers.map((n) => String(n).padStart(2, "0"));
 
 /** Everything wrong with a rendered twelve-steps table for a request whose logs carry
@@ -33,21 +38,22 @@ function twelveStepsProblems(tables, expected, answers) {
   if (JSON.stringify(names) !== JSON.stringify(COLUMNS)) problems.push(`columns ${names.join(" | ")}`);
   if (table.rows.length !== expected.length) problems.push(`${table.rows.length} rows instead of ${expected.length}`);
   const col = Object.fromEntries(names.map((n, i) => [n, i]));
-  const time = table.columns[col["time (epoch s)"]];
+  const at = table.columns[col["at (ms)"]];
   const hop = table.columns[col["hop (ms)"]];
-  if (!time || time.unit !== "none" || time.decimals !== 6) problems.push("time column: not unit none, 6 decimals");
+  if (!at || at.unit !== "none" || at.decimals !== 3) problems.push("at column: not unit none, 3 decimals");
   if (!hop || hop.unit !== "none" || hop.decimals !== 3) problems.push("hop column: not unit none, 3 decimals");
   if (problems.length) return problems;
-  const times = Object.fromEntries(answers.TIME.data.result.map((s) => [s.metric.step, s.value[1]]));
+  const ats = Object.fromEntries(answers.AT.data.result.map((s) => [s.metric.step, s.value[1]]));
   const hops = Object.fromEntries(answers.HOP.data.result.map((s) => [s.metric.step, s.value[1]]));
   table.rows.forEach((row, i) => {
     const cell = (name) => row[col[name]];
     const step = cell("step").text;
     if (step !== expected[i]) problems.push(`row ${i}: step ${step}, expected ${expected[i]}`);
     if (cell("name").text !== NAMES[Number(step) - 1]) problems.push(`step ${step}: name ${cell("name").text}`);
+    if (cell("layer").text !== LAYERS[Number(step) - 1]) problems.push(`step ${step}: layer ${cell("layer").text}`);
     if (!["measured", "derived"].includes(cell("source").text)) problems.push(`step ${step}: source ${cell("source").text}`);
-    if (cell("time (epoch s)").text !== Number(times[step]).toFixed(6)) {
-      problems.push(`step ${step}: time ${cell("time (epoch s)").text}, Loki said ${times[step]}`);
+    if (cell("at (ms)").text !== Number(ats[step]).toFixed(3)) {
+      problems.push(`step ${step}: at ${cell("at (ms)").text}, Loki said ${ats[step]}`);
     }
     const hopText = hops[step] === undefined ? "" : Number(hops[step]).toFixed(3);
     if (cell("hop (ms)").text !== hopText) problems.push(`step ${step}: hop ${cell("hop (ms)").text}, Loki said ${hops[step]}`);
@@ -87,7 +93,7 @@ test("negative control: the panel before issue 14 fails the same check on the sa
   // `what` label naming the column; labelsToFields then has no labels to act on.
   const { responses } = fixture("page");
   const answers = {};
-  for (const [column, what, prefix] of [["TIME", "time", "T"], ["HOP", "hop_ms", "H"]]) {
+  for (const [column, what, prefix] of [["AT", "time", "T"], ["HOP", "hop_ms", "H"]]) {
     for (const series of responses[column].data.result) {
       answers[prefix + series.metric.step] = { status: "success",
         data: { resultType: "vector", result: [{ metric: { ...series.metric, what }, value: series.value }] } };
@@ -111,7 +117,7 @@ test("negative control: the panel before issue 14 fails the same check on the sa
 
 test("no request id: the twelve steps stay empty and the first stat says what to do", async () => {
   // Every query filters request_id!="" first, so Loki answers nothing for an empty id.
-  const empty = { TIME: { status: "success", data: { resultType: "vector", result: [] } },
+  const empty = { AT: { status: "success", data: { resultType: "vector", result: [] } },
     HOP: { status: "success", data: { resultType: "vector", result: [] } } };
   const tables = await renderPanel(twelveSteps(), lokiInstantFrames(empty));
   assert.equal(tables.reduce((n, t) => n + t.rows.length, 0), 0);
@@ -132,4 +138,51 @@ test("slowest paths: one row per method and path, no query strings, p95 in secon
   assert.equal(new Set(paths).size, paths.length);
   assert.ok(paths.every((p) => !p.includes("?")), paths.join(", "));
   assert.ok(table.rows.every((r) => / m?s$/.test(r[2].text)), table.rows.map((r) => r[2].text).join(", "));
+});
+
+const waterfall = () => dashboard("request-trace").panels.find((p) => p.type === "barchart");
+
+test("the waterfall: one bar per step, stacked on a transparent 'from', on one axis in ms", async () => {
+  for (const [name, expected] of [["page", steps(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)], ["static", steps(2, 3, 11)],
+    ["retry", steps(2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]]) {
+    const { responses } = fixture(name);
+    const frames = await renderPanel(waterfall(), lokiInstantFrames(responses));
+    assert.equal(frames.length, 1, name);
+    const [chart] = frames;
+    // The bar chart draws every number field, stacked in order, along the x field (name).
+    assert.deepEqual(chart.columns.map((c) => c.name), ["name", "from (ms)", "hop (ms)"], name);
+    assert.deepEqual(chart.columns.slice(1).map((c) => c.unit), ["ms", "ms"]);
+    assert.deepEqual(chart.columns[1].config.color, { mode: "fixed", fixedColor: "transparent" });
+    assert.deepEqual(chart.rows.map((r) => r[0].text), expected.map((s) => NAMES[Number(s) - 1]), name);
+    const at = Object.fromEntries(responses.AT.data.result.map((s) => [s.metric.step, Number(s.value[1])]));
+    const hop = Object.fromEntries(responses.HOP.data.result.map((s) => [s.metric.step, Number(s.value[1])]));
+    chart.rows.forEach((row, i) => {
+      const step = expected[i];
+      // each bar ends at its step's time: from + hop = at (a step without a hop is a bar of 0 at its time)
+      assert.ok(Math.abs(row[1].raw + (row[2].raw ?? 0) - at[step]) < 1e-9, `${name} step ${step}: ${row[1].raw} + ${row[2].raw} != ${at[step]}`);
+      assert.equal(row[2].raw ?? undefined, hop[step], `${name} step ${step} hop`);
+    });
+    assert.equal(chart.rows[0][1].raw, 0, "the first step is at 0 ms");
+  }
+});
+
+test("slow and failed requests: one row per request, its start as a date, a link to its trace", async () => {
+  const panel = panelOf("stack-overview", "Slow and failed requests (click a request_id to trace it)");
+  const { responses } = fixture("overview");
+  const answers = responses[panel.title];
+  const [table] = await renderPanel(panel, lokiInstantFrames({ DURATION: answers.DURATION, STARTED: answers.STARTED }));
+  const names = table.columns.map((c) => c.name);
+  assert.deepEqual(names.slice(0, 7), ["started", "request_id", "instance", "method", "route", "status", "duration (ms)"]);
+  assert.equal(table.rows.length, answers.DURATION.data.result.length);
+  assert.ok(table.rows.length >= 2);
+  const col = Object.fromEntries(names.map((n, i) => [n, i]));
+  for (const row of table.rows) {
+    const series = answers.DURATION.data.result.find((s) => s.metric.request_id === row[col.request_id].text);
+    assert.ok(series, row[col.request_id].text);
+    assert.equal(row[col["duration (ms)"]].text, Number(series.value[1]).toFixed(3));
+    assert.match(row[col.started].text, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/, "started: a date, not epoch ms");
+    assert.ok(Number(series.value[1]) >= answers.slow_ms);
+  }
+  const [link] = table.columns[col.request_id].config.links;
+  assert.match(link.url, /^\/d\/request-trace\?var-request_id=\$\{__value\.raw\}&time=\$\{__data\.fields\.started\.numeric\}/);
 });

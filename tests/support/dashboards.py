@@ -18,7 +18,8 @@ LOGQL_DIR = REPO_ROOT / "tests/logql"
 PARSER = LOGQL_DIR / "parse.mjs"
 SCHEMA_CHECK = LOGQL_DIR / "check_schema.mjs"
 NODE_SUITE = LOGQL_DIR / "dashboards.test.mjs"
-GENERATOR = GRAFANA / "generate_dashboards.py"
+#: Writes the dashboards (``python -m stackctl.dashboards [--check]``).
+GENERATOR = "stackctl.dashboards"
 # Grafana replaces these before the query reaches Loki. Values are only
 # placeholders of the right *shape* (a duration, a regex, a string).
 BUILTIN_VARS = {
@@ -60,8 +61,11 @@ def interpolate(expr: str, variables: dict[str, str]) -> str:
 
 
 def dashboard_vars(dash: dict) -> dict[str, str]:
+    """A value of the right shape for each variable: a text box's default when it has one
+    (a number, a regular expression), else a request id."""
     samples = {"textbox": "0123456789abcdef", "query": ".*", "custom": ".*", "constant": "x"}
-    return {v["name"]: samples.get(v["type"], "x") for v in dash.get("templating", {}).get("list", [])}
+    return {v["name"]: (v.get("query") if v["type"] == "textbox" and v.get("query") else samples.get(v["type"], "x"))
+            for v in dash.get("templating", {}).get("list", [])}
 
 
 @dataclass

@@ -61,9 +61,11 @@ class RunningStack:
     def run_dir(self) -> Path:
         return Path(self.env["RUN_DIR"])
 
-    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(STACK), *args], env=self.env, cwd=ROOT, capture_output=True,
-                                text=True, timeout=timeout)
+    def run(self, *args: str, check: bool = True, timeout: float = 120,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+        """``./stack <args>`` with the stack's settings (and ``env`` on top)."""
+        result = subprocess.run([str(STACK), *args], env={**self.env, **(env or {})}, cwd=ROOT,
+                                capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"./stack {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
@@ -135,24 +137,31 @@ def rotation_records(log_dir: Path, pattern: str) -> tuple[list[dict], list[str]
     return found, other, sum(1 for f in files if not f.name.endswith(".log"))
 
 
-def start_stack(base: Path, **extra_env: str) -> RunningStack:
-    port = free_port()
+def private_env(base: Path, **extra_env: str) -> dict[str, str]:
+    """The environment of a stack of a test's own: free ports, folders under ``base``, no
+    LOKI_URL from the caller, and the real Loki and Alloy only where a test asks for them
+    (tests/support/real.py) — else a found binary would start on its default ports."""
     env = {
         **os.environ,
-        "HTTP_PORT": str(port),
+        "HTTP_PORT": str(free_port()),
         "HTTPS_PORT": str(free_port()),
         "HTTP_ADDR": "127.0.0.1",
         "LOG_DIR": str(base / "log"),
         "DATA_DIR": str(base / "data"),
         "RUN_DIR": str(base / "run"),
         "APP_INSTANCES": "2",
-        # the real Loki and Alloy only where a test asks for them (tests/support/real.py)
         "LOKI_BIN": "off",
         "ALLOY_BIN": "off",
         **extra_env,
     }
-    env.pop("LOKI_URL", None) if "LOKI_URL" not in extra_env else None
-    stack = RunningStack(env=env, base=base, port=port)
+    if "LOKI_URL" not in extra_env:
+        env.pop("LOKI_URL", None)
+    return env
+
+
+def start_stack(base: Path, **extra_env: str) -> RunningStack:
+    env = private_env(base, **extra_env)
+    stack = RunningStack(env=env, base=base, port=int(env["HTTP_PORT"]))
     stack.start_output = stack.run("up", "-d", timeout=180).stdout
     return stack
 

@@ -65,7 +65,7 @@ def row_ids(html: str) -> list[int]:
 @pytest.mark.parametrize("query", [
     "q=rtx 40", "q=NOCTUA", "q=zzz-no-such-part", "q=%25", "q=_", "q=  corsair  ",
     "sort=price&order=desc", "sort=name&category=cooler", "category=ram&q=corsair&sort=price",
-    "order=desc", "q=" + "a" * 100,
+    "order=desc", "q=" + "a" * 100, "sort=category&order=desc", "sort=brand", "sort=id&order=desc",
 ])
 def test_components_search_and_sort_as_the_table_page(client, query):
     page = row_ids(client.get(f"/pc-builder-app/table?{query}").get_data(as_text=True))
@@ -185,6 +185,25 @@ def test_build_reports_problems(client):
     }}).get_json()
     assert [p["code"] for p in body["problems"]] == [
         "socket_mismatch", "ram_type_mismatch", "psu_insufficient", "form_factor_mismatch"]
+
+
+def test_build_catches_a_radiator_the_case_cannot_hold(client):
+    body = post_build(client, {"components": {"case": 52, "cooler": 58}}).get_json()
+    assert [p["code"] for p in body["problems"]] == ["radiator_too_large"]
+
+
+def test_build_names_the_options_that_conflict_with_the_picks(client):
+    body = post_build(client, {"components": {"cpu": 2, "case": 52}}).get_json()
+    conflicts = body["conflicts"]
+    assert set(conflicts) == {"motherboard", "cooler"}
+    boards = {c["id"]: c for c in conflicts["motherboard"]}
+    assert boards[12] == {"id": 12, "codes": ["socket_mismatch", "form_factor_mismatch"],
+                          "note": "socket does not match; board and case sizes do not match"}
+    assert boards[14]["codes"] == ["socket_mismatch"]  # LGA1700 Mini-ITX: fits the case only
+    assert boards[9]["codes"] == ["form_factor_mismatch"]  # AM5 ATX: fits the CPU only
+    assert sorted(boards) == list(range(9, 17))  # no AM5 Mini-ITX board in the catalog
+    assert [c["id"] for c in conflicts["cooler"]] == [57, 58]
+    assert post_build(client, {"components": {}}).get_json()["conflicts"] == {}
 
 
 def test_empty_and_null_selection(client):

@@ -1,3 +1,4 @@
+import json
 import multiprocessing
 import sqlite3
 import time
@@ -86,6 +87,41 @@ def test_list_components_filters_sorts_and_searches(app):
             db.list_components(sort="price; DROP TABLE components")
         with pytest.raises(ValueError):
             db.list_components(order="sideways")
+
+
+def test_sort_by_category_brand_and_id(app):
+    rank = {c: i for i, c in enumerate(CATEGORIES)}
+    with app.test_request_context():
+        by_category = db.list_components(sort="category")
+        assert [rank[c["category"]] for c in by_category] == sorted(rank[c["category"]] for c in by_category)
+        # ties keep the catalog's order; descending reverses the categories, not the ties
+        assert [c["id"] for c in by_category if c["category"] == "gpu"] == list(range(24, 32))
+        desc = db.list_components(sort="category", order="desc")
+        assert [c["category"] for c in desc][:2] == ["cooler", "cooler"] and desc[0]["id"] == 53
+        assert desc[-1]["category"] == "cpu"
+        brands = [c["brand"].lower() for c in db.list_components(sort="brand")]
+        assert brands == sorted(brands)
+        assert [c["id"] for c in db.list_components(sort="id", order="desc")] == list(range(58, 0, -1))
+        assert [c["id"] for c in db.list_components()] == list(range(1, 59))  # the default: category
+
+
+def test_a_database_from_an_older_catalog_gets_the_catalogs_rows(tmp_path):
+    """A kept database (a compose volume) whose rows lack attributes the rules now read:
+    start-up rewrites the rows that differ and leaves rows the catalog does not have."""
+    path = str(tmp_path / "db.sqlite3")
+    assert db.ensure_seeded(path) is True
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("""UPDATE components SET attributes = '{"form_factors": ["Mini-ITX"]}' WHERE id = 52""")
+    conn.execute("UPDATE components SET price = 1.0 WHERE id = 1")
+    conn.execute("INSERT INTO components VALUES (900, 'cpu', 'Local part', 'Shop', 9.0, '{}')")
+    conn.close()
+    assert db.ensure_seeded(path) is True
+    assert db.ensure_seeded(path) is False
+    conn = sqlite3.connect(path)
+    rows = dict(conn.execute("SELECT id, attributes FROM components WHERE id IN (52, 900)").fetchall())
+    assert json.loads(rows[52])["max_radiator_mm"] == 240 and rows[900] == "{}"
+    assert conn.execute("SELECT price FROM components WHERE id = 1").fetchone()[0] == 199.99
+    assert conn.execute("SELECT COUNT(*) FROM components").fetchone()[0] == 59
 
 
 def test_component_lookups(app):

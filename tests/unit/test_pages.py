@@ -21,8 +21,17 @@ def test_main_page(client):
     response = client.get(f"{BASE}/main")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert f'src="{BASE}/static/img/banner.svg"' in html
+    # The banner's words are HTML (sized by the stylesheet), its picture the background.
+    assert '<p class="banner-title">PC Builder</p>' in html
+    assert "58 parts · 8 categories · compatibility checked as you pick" in html
     assert f'href="{BASE}/table"' in html and f'href="{BASE}/builder"' in html
+
+
+def test_banner_picture_is_the_stylesheets_and_holds_no_text(client):
+    css = client.get(f"{BASE}/static/css/app.css").get_data(as_text=True)
+    assert 'url("../img/banner.svg")' in css
+    svg = client.get(f"{BASE}/static/img/banner.svg").get_data(as_text=True)
+    assert "<text" not in svg
 
 
 def test_base_layout_has_request_id_assets_and_no_inline_code(client):
@@ -122,9 +131,52 @@ def test_table_says_which_filters_it_could_not_use(client):
     assert row_ids(html) == list(range(24, 32))  # the first category, the default sort
     notice = html[html.index('id="filter-problems"'):html.index('id="components-table"')]
     assert "category is given 2 times; give it once" in notice
-    assert "sort must be one of id, name, price, not &#39;evil&#39;" in notice
+    assert "sort must be one of id, category, name, brand, price, not &#39;evil&#39;" in notice
     assert "utm_source" not in notice  # names it does not know are none of its business
     assert 'id="filter-problems"' not in client.get(f"{BASE}/table?category=gpu").get_data(as_text=True)
+
+
+def test_table_sort_by_category_is_a_sort_the_page_accepts(client):
+    html = client.get(f"{BASE}/table?category=&q=&sort=category&order=desc").get_data(as_text=True)
+    assert 'id="filter-problems"' not in html
+    ids = row_ids(html)
+    assert ids[:6] == [53, 54, 55, 56, 57, 58] and ids[-8:] == list(range(1, 9))  # coolers .. CPUs
+    assert '<option value="category" selected>Category</option>' in html
+
+
+def headers(html: str) -> dict[str, tuple[str | None, str]]:
+    """Each sortable header: its aria-sort and where its link goes."""
+    return {label: (sort or None, href.replace("&amp;", "&")) for sort, href, label in re.findall(
+        r'<th scope="col"(?: class="num")?(?: aria-sort="(\w+)")?>\s*<a class="sort" href="([^"]+)"'
+        r' data-sort="\w+">(\w+)</a></th>', html)}
+
+
+def test_table_headers_sort_by_their_column_and_say_how_it_is_sorted(client):
+    html = client.get(f"{BASE}/table").get_data(as_text=True)
+    assert headers(html) == {
+        "Category": ("ascending", f"{BASE}/table?sort=category&order=desc"),
+        "Name": (None, f"{BASE}/table?sort=name&order=asc"),
+        "Brand": (None, f"{BASE}/table?sort=brand&order=asc"),
+        "Price": (None, f"{BASE}/table?sort=price&order=asc"),
+    }
+    # The filters are kept; the column sorted on flips its order.
+    html = client.get(f"{BASE}/table?category=gpu&q=rtx&sort=price&order=asc").get_data(as_text=True)
+    cols = headers(html)
+    assert cols["Price"] == ("ascending", f"{BASE}/table?category=gpu&q=rtx&sort=price&order=desc")
+    assert cols["Name"] == (None, f"{BASE}/table?category=gpu&q=rtx&sort=name&order=asc")
+    html = client.get(cols["Price"][1]).get_data(as_text=True)
+    assert headers(html)["Price"][0] == "descending"
+    by_id = {c["id"]: c["price"] for c in COMPONENTS}
+    prices = [by_id[i] for i in row_ids(html)]
+    assert len(prices) == 6 and prices == sorted(prices, reverse=True)
+
+
+def test_table_has_one_search_field(client):
+    html = client.get(f"{BASE}/table?q=corsair").get_data(as_text=True)
+    assert len(re.findall(r'<input type="search"', html)) == 1
+    assert 'name="q" value="corsair"' in html
+    assert "Quick filter" not in html and 'id="table-filter"' not in html
+    assert "matching “corsair”" in html
 
 
 @pytest.mark.parametrize("q", ["%00", "rtx%00", "%01", "%00%20"])
@@ -209,15 +261,57 @@ def test_builder_with_input_errors_names_the_slot_and_gives_no_verdict(client, q
 
 def test_builder_keeps_valid_choices_selected_next_to_errors(client):
     html = client.get(f"{BASE}/builder?cpu=2&motherboard=999999").get_data(as_text=True)
-    assert '<option value="2" data-specs="AM5 · 120 W TDP" selected>' in html
+    assert re.search(r'<option value="2" data-specs="AM5 · 120 W TDP" data-label="[^"]+" selected>', html)
     assert_no_verdict(html)
 
 
 def test_builder_options_carry_what_app_js_needs(client):
     html = client.get(f"{BASE}/builder").get_data(as_text=True)
     assert f'data-check-url="{BASE}/api/builds"' in html
-    assert '<option value="29" data-specs="24 GB VRAM · 450 W TDP">' in html
-    assert len(re.findall(r'<option value="\d+" data-specs="[^"]+"', html)) == 58
+    assert ('<option value="29" data-specs="24 GB VRAM · 450 W TDP" '
+            'data-label="Zotac Gaming GeForce RTX 4090 Trinity OC ($1,799.99)">') in html
+    assert len(re.findall(r'<option value="\d+" data-specs="[^"]+" data-label="[^"]+"', html)) == 58
+    assert "data-conflict" not in html  # nothing picked, nothing to clash with
+
+
+def option_notes(html: str, category: str) -> dict[int, str]:
+    select = html[html.index(f'<select id="pick-{category}"'):]
+    select = select[:select.index("</select>")]
+    return {int(i): note for i, note in re.findall(
+        r'<option value="(\d+)"[^>]* data-conflict="([^"]+)"', select)}
+
+
+def test_builder_marks_the_options_that_cannot_work_with_the_parts_picked(client):
+    html = client.get(f"{BASE}/builder?cpu=2&case=52").get_data(as_text=True)  # AM5, Mini-ITX 240 mm
+    assert option_notes(html, "cooler") == {57: "radiator too large for the case",
+                                            58: "radiator too large for the case"}
+    assert option_notes(html, "motherboard")[14] == "socket does not match"
+    assert option_notes(html, "cpu") == {} and option_notes(html, "gpu") == {}
+    # the label says it too, for a picker that cannot be styled
+    assert "Kraken Elite 360 ($279.99) — ✗ radiator too large for the case</option>" in html
+
+
+def test_builder_verdict_and_its_summary_carry_the_request_id(client):
+    response = client.get(f"{BASE}/builder?case=52&cooler=58")
+    html = response.get_data(as_text=True)
+    rid = response.headers["X-Request-ID"]
+    assert 'data-code="radiator_too_large"' in html
+    summary = html[html.index('id="verdict-summary"'):html.index('id="build-result"')]
+    assert "✗ 1 compatibility problem" in summary and "$429.98" in summary
+    assert f'<code class="verdict-request-id">{rid}</code>' in summary
+    result = html[html.index('id="build-result"'):]
+    assert f'Checked by request <code class="verdict-request-id">{rid}</code>' in result
+    # Nothing picked: the summary is there for app.js, hidden.
+    html = client.get(f"{BASE}/builder").get_data(as_text=True)
+    assert re.search(r'id="verdict-summary"\s+aria-live="polite" hidden>', html)
+
+
+def test_builder_input_errors_carry_the_request_id(client):
+    response = client.get(f"{BASE}/builder?cpu=abc")
+    html = response.get_data(as_text=True)
+    errors = html[html.index('id="form-errors"'):]
+    assert f'<code class="verdict-request-id">{response.headers["X-Request-ID"]}</code>' in errors
+    assert 'class="verdict-summary bad"' in html
 
 
 def test_app_js_checks_builds_through_the_check_url(client):

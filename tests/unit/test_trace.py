@@ -1,14 +1,15 @@
-"""Step derivation of ``./stack trace`` from recorded log lines (no stack needed).
+"""Step derivation of ``./stack trace`` from recorded log lines (no stack needed), and the
+command on log files and on a stand-in for Loki's query API.
 
-The lines below were recorded from a real ``./stack up -d`` with Chromium (ids shortened
-by hand where a test needs another request); each test edits a copy.
+The lines (tests/support/recorded_trace.py) were recorded from a real ``./stack up -d``
+with Chromium; each test edits a copy.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -16,41 +17,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from stackctl import cli, trace
+from stackctl.trace import derivation, lines as request_lines, sources, table, waterfall
 from tests.support.env import free_port
-
-RID = "a310ca5e3dcafc51182502e8247d2696"
-NGINX = {"time": "2026-11-24T22:15:33+00:00", "msec": 1795558533.341, "layer": "nginx", "instance": "vm",
-         "event": "nginx.access", "request_id": RID, "remote_addr": "127.0.0.1", "method": "GET",
-         "uri": "/pc-builder-app/table", "status": 200, "bytes_sent": 3960, "referer": "", "user_agent": "x",
-         "request_time": 0.075, "upstream_addr": "unix:/tmp/trdev/run/app1.sock", "upstream_status": "200",
-         "upstream_connect_time": "0.000", "upstream_header_time": "0.075",
-         "upstream_response_time": "0.075", "traceparent": ""}
-UWSGI = {"layer": "uwsgi", "instance": "app1", "event": "uwsgi.request", "request_id": RID, "method": "GET",
-         "uri": "/pc-builder-app/table", "status": 200, "size": 17656, "start_us": 1795558533267115,
-         "duration_us": 74971, "pid": 695, "worker": 2}
-APP = [
-    {"level": "INFO", "logger": "pcbuilder.request", "event": "request.started", "pid": 695, "layer": "app",
-     "instance": "app1", "method": "GET", "path": "/pc-builder-app/table", "request_id": RID,
-     "time": "2026-11-24T22:15:33.267626+00:00"},
-    {"level": "INFO", "logger": "pcbuilder.db", "event": "db.query", "pid": 695, "layer": "app",
-     "instance": "app1", "sql": "SELECT ...", "duration_ms": 5.23, "rows": 58, "request_id": RID,
-     "time": "2026-11-24T22:15:33.274944+00:00"},
-    {"level": "INFO", "logger": "pcbuilder.pages", "event": "components.retrieved", "pid": 695, "layer": "app",
-     "instance": "app1", "count": 58, "request_id": RID, "time": "2026-11-24T22:15:33.275571+00:00"},
-    {"level": "INFO", "logger": "pcbuilder.request", "event": "request.finished", "pid": 695, "layer": "app",
-     "instance": "app1", "method": "GET", "path": "/pc-builder-app/table", "status": 200, "bytes": 17526,
-     "duration_ms": 73.73, "request_id": RID, "time": "2026-11-24T22:15:33.341316+00:00"},
-]
-BROWSER = {"level": "INFO", "logger": "pcbuilder.browser", "event": "browser.timing", "pid": 686,
-           "layer": "browser", "instance": "app2", "request_id": RID, "page": "/pc-builder-app/table",
-           "timeOrigin": 1795558533252.2, "requestStart": 11.2, "responseStart": 90.3, "responseEnd": 93.9,
-           "domContentLoadedEventEnd": 123.8, "loadEventEnd": 143.8,
-           "beacon_request_id": "d63d675cdfbd1aa9fd13a6bb1841745b", "time": "2026-11-24T22:15:33.419501+00:00"}
-OTHER = {**NGINX, "request_id": "someone-else-0001", "msec": 1795558534.0}
-
-
-def recorded():
-    return copy.deepcopy([NGINX, UWSGI, *APP, BROWSER, OTHER])
+from tests.support.recorded_trace import APP, BROWSER, NGINX, OTHER, RID, UWSGI, recorded, recorded_at_info
 
 
 def by_number(result):
@@ -83,6 +52,48 @@ def test_all_twelve_steps_from_a_real_request():
     assert result["order"]["consistent"] and result["order"]["chain"] == [1, 2, 4, 5, 7, 9, 11, 12]
     assert result["browser_skew_ms"] == 0.0  # same host: the browser's times already bracket NGINX's
     assert result["summary"]["upstream"] == "app1" and result["summary"]["status"] == 200
+
+
+T2 = 1795558533.341 - 0.075  # NGINX received: msec - request_time
+#: Each step alone, from the INFO lines: the steps it reads (given as they are), its time,
+#: source and the start of its detail.
+PER_STEP = [
+    (2, {}, T2, "derived", "msec - request_time (GET /pc-builder-app/table from 127.0.0.1)"),
+    (11, {}, 1795558533.341, "measured", "msec; status 200, 3960 bytes sent, request_time 0.075s"),
+    (3, {2: T2}, T2 + 0.0, "derived", "app1 (unix:/tmp/trdev/run/app1.sock); connected at step 2 + "
+     "upstream_connect_time 0.0s"),
+    (10, {2: T2}, T2 + 0.075, "derived", "step 2 + upstream_response_time (0.075s)"),
+    (4, {}, 1795558533.267115, "measured", "start_us on app1 (pid 695, worker 2)"),
+    (5, {}, 1795558533.267626, "measured", "start_us of request.finished on app1"),
+    (6, {5: 1795558533.267626}, 1795558533.269714, "measured",
+     "1 query, 5.230 ms in the database, 58 rows, 58 components (db_start_us of request.finished)"),
+    (7, {}, 1795558533.341316, "measured", "request.finished: status 200, 17526 bytes, duration_ms 73.73"),
+    (8, {7: 1795558533.341316}, 1795558533.341316, "derived", "end of the WSGI call = step 7"),
+    # uWSGI's logged end (start_us + duration_us) is 1.086 ms after NGINX's msec: bounded by step 10
+    (9, {8: 1795558533.341316, 10: T2 + 0.075, 11: 1795558533.341}, 1795558533.341316, "derived",
+     "bounded by step 10 (not before step 8)"),
+    (1, {2: T2, 11: 1795558533.341}, 1795558533.2634, "measured",
+     "requestStart (Navigation Timing); browser clock used as is"),
+    (12, {1: 1795558533.2634, 2: T2, 11: 1795558533.341}, 1795558533.3461, "measured",
+     "responseEnd (Navigation Timing); rendered: first byte 79.1 ms after send, DOMContentLoaded +29.9 ms, "
+     "load +49.9 ms"),
+]
+
+
+@pytest.mark.parametrize("number, given, time, source, detail", PER_STEP, ids=[f"step {p[0]}" for p in PER_STEP])
+def test_each_step_on_its_own(number, given, time, source, detail):
+    req = request_lines.pick(recorded_at_info(), RID)
+    step = derivation.FUNCTIONS[number](req, {n: {"time": t} for n, t in given.items()})
+    assert step["number"] == number and step["source"] == source
+    assert step["time"] == pytest.approx(time, abs=1e-6)
+    assert step["detail"].startswith(detail), step["detail"]
+
+
+def test_each_step_without_its_lines_is_missing():
+    req = request_lines.pick([], RID)
+    for number, given, *_ in PER_STEP:
+        step = derivation.FUNCTIONS[number](req, {n: {"time": t} for n, t in given.items()})
+        assert step["time"] is None and step["source"] == "missing" and step["detail"].startswith("no "), step
 
 
 def test_hops_partition_the_nginx_request_time():
@@ -119,7 +130,7 @@ def test_missing_lines_are_shown_missing_not_invented(drop, missing):
         assert steps[n]["time"] is None and steps[n]["source"] == "missing"
         assert steps[n]["offset_ms"] is None
     assert set(missing) <= set(result["missing"])
-    assert "MISSING" in trace.render(result)
+    assert "MISSING" in table.render(result) and "MISSING" in waterfall.render(result)
 
 
 def test_a_missing_finished_line_keeps_the_rest():
@@ -147,7 +158,7 @@ def test_retry_is_shown_with_every_attempt():
     assert by_number(result)[10]["time"] == pytest.approx(by_number(result)[2]["time"] + 0.075)
     assert result["summary"]["retry"] is True
     assert any("retried" in n for n in result["notes"])
-    assert "(after a RETRY)" in trace.render(result)
+    assert "(after a RETRY)" in table.render(result) and "(after a RETRY)" in waterfall.render(result)
 
 
 def test_a_502_without_connection_keeps_step_10_and_prints_no_none():
@@ -163,8 +174,8 @@ def test_a_502_without_connection_keeps_step_10_and_prints_no_none():
     assert steps[3]["time"] is None and "no connection made (upstream_connect_time -)" in steps[3]["detail"]
     assert "connect - (no connection)" in steps[3]["detail"]
     assert steps[10]["time"] == pytest.approx(steps[2]["time"])
-    text = trace.render(result)
-    assert "None" not in text, text
+    for text in (table.render(result), waterfall.render(result)):
+        assert "None" not in text, text
 
 
 def test_retry_picks_the_uwsgi_line_of_the_server_that_answered():
@@ -202,7 +213,7 @@ def test_skewed_browser_clock_is_aligned_on_nginx_and_the_skew_shown():
     assert steps[12]["time"] - steps[1]["time"] == pytest.approx(0.0827, abs=1e-6)  # durations kept
     assert result["order"]["consistent"]
     assert "shifted" in steps[1]["detail"]
-    assert "skew: +2501.250 ms" in trace.render(result)
+    assert "skew: +2501.250 ms" in table.render(result) and "skew: +2501.250 ms" in waterfall.render(result)
 
 
 def test_browser_clock_behind_is_aligned_too():
@@ -244,7 +255,7 @@ def test_inconsistent_order_is_reported_not_hidden():
     lines[2]["time"] = "2026-11-24T22:15:33.100000+00:00"  # request.started before NGINX got it
     result = trace.derive(lines, RID)
     assert not result["order"]["consistent"]
-    assert "INCONSISTENT" in trace.render(result)
+    assert "INCONSISTENT" in table.render(result) and "INCONSISTENT" in waterfall.render(result)
 
 
 def test_several_nginx_lines_with_one_id_are_noted():
@@ -266,17 +277,24 @@ def test_garbage_values_do_not_crash():
 
 
 def test_nginx_lists_with_retries_and_redirects():
-    assert trace._nginx_list("unix:/a.sock, unix:/b.sock : 127.0.0.1:3031") == [
+    assert request_lines.nginx_list("unix:/a.sock, unix:/b.sock : 127.0.0.1:3031") == [
         "unix:/a.sock", "unix:/b.sock", "127.0.0.1:3031"]
-    assert trace._nginx_list("") == [] and trace._nginx_list("[::1]:80") == ["[::1]:80"]
+    assert request_lines.nginx_list("") == [] and request_lines.nginx_list("[::1]:80") == ["[::1]:80"]
 
 
-def test_last_request_skips_the_beacon_and_health_probes():
+def test_last_request_skips_the_beacon_health_probes_and_static_files():
     lines = recorded() + [
         {**NGINX, "request_id": "beacon-0000001", "uri": "/pc-builder-app/api/timing", "msec": 1795558599.0},
         {**NGINX, "request_id": "ready-00000001", "uri": "/pc-builder-app/readyz", "msec": 1795558599.5},
+        {**NGINX, "request_id": "healthy-000001", "uri": "/pc-builder-app/healthz?x=1", "msec": 1795558599.6},
+        {**NGINX, "request_id": "static-0000001", "uri": "/pc-builder-app/static/js/app.js", "msec": 1795558599.7},
+        {**NGINX, "request_id": "outside-000001", "uri": "/favicon.ico", "msec": 1795558599.8},
     ]
-    assert trace.last_request_id(lines) == "someone-else-0001"
+    assert [r["request_id"] for r in sources.recent_requests(lines, 1)] == ["someone-else-0001"]
+    api = {**NGINX, "request_id": "api-000000001", "uri": "/pc-builder-app/api/builds", "method": "POST",
+           "msec": 1795558599.9}
+    assert [r["request_id"] for r in sources.recent_requests(lines + [api], 5)] == [
+        RID, "someone-else-0001", "api-000000001"]
 
 
 # --- the command: files and Loki --------------------------------------------------------
@@ -291,6 +309,7 @@ def log_dir(tmp_path, monkeypatch):
     (tmp_path / "browser" / "app2.log").write_text(json.dumps(BROWSER) + "\nnot json\n")
     monkeypatch.setenv("LOG_DIR", str(tmp_path))
     monkeypatch.delenv("LOKI_URL", raising=False)
+    monkeypatch.setenv("LOKI_BIN", "off")  # no Loki of the stack's own either: the files
     return tmp_path
 
 
@@ -300,8 +319,13 @@ def no_running_stack(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RUN_DIR", str(tmp_path_factory.mktemp("run")))
 
 
-def test_command_prints_a_table_and_json(log_dir, capsys):
+def test_command_draws_a_waterfall_or_prints_a_table_and_json(log_dir, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
     assert cli.main(["trace", RID]) == 0
+    out = capsys.readouterr().out
+    assert "NGINX sends it to the client" in out and "█" in out and "queue before uWSGI" in out
+    assert max(map(len, out.splitlines())) <= 100
+    assert cli.main(["trace", RID, "--table"]) == 0
     out = capsys.readouterr().out
     assert "NGINX sends it to the client" in out and "measured" in out and "derived" in out
     assert cli.main(["trace", RID, "--json"]) == 0
@@ -314,9 +338,62 @@ def test_command_last(log_dir, capsys):
     assert json.loads(capsys.readouterr().out)["request_id"] == "someone-else-0001"
 
 
+def test_command_last_n_lists_requests_to_pick_from(log_dir, capsys):
+    access = log_dir / "nginx" / "access.log"
+    more = [{**OTHER, "request_id": "api-00000001", "method": "POST", "uri": "/pc-builder-app/api/builds",
+             "status": 429, "request_time": 0.0, "msec": 1795558535.0},
+            {**OTHER, "request_id": "static-000001", "uri": "/pc-builder-app/static/js/app.js", "msec": 1795558536.0},
+            {**OTHER, "request_id": "beacon-000001", "uri": "/pc-builder-app/api/timing", "msec": 1795558537.0}]
+    access.write_text(access.read_text() + "".join(json.dumps(r) + "\n" for r in more))
+    assert cli.main(["trace", "--last", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("the last 3 page or API requests") and "newest first" in lines[0]
+    listed = [line.split()[1] for line in lines[2:5]]
+    assert listed == ["api-00000001", "someone-else-0001", RID]
+    assert re.search(r"api-00000001\s+429\s+0\.0\s+POST /pc-builder-app/api/builds$", lines[2])
+    assert re.search(rf"{RID}\s+200\s+75\.0\s+GET /pc-builder-app/table$", lines[4])
+    assert cli.main(["trace", "--last", "1", "--json"]) == 0
+    assert [r["request_id"] for r in json.loads(capsys.readouterr().out)] == ["api-00000001"]
+    assert cli.main(["trace", "--last", "--json"]) == 0  # no number: trace the last one
+    assert json.loads(capsys.readouterr().out)["request_id"] == "api-00000001"
+
+
+@pytest.mark.parametrize("raw", [f"  {RID}\n", f'"{RID}"', f"'{RID}' ", f"`{RID}`", RID[:8], f' "{RID[:12]}" '])
+def test_an_id_as_pasted_is_trimmed_and_a_unique_prefix_is_enough(log_dir, capsys, raw):
+    assert cli.main(["trace", raw, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["request_id"] == RID and data["missing"] == []
+
+
+def test_a_prefix_of_several_ids_names_them(log_dir, capsys):
+    twin = {**OTHER, "request_id": RID[:10] + "ffff0000"}
+    access = log_dir / "nginx" / "access.log"
+    access.write_text(access.read_text() + json.dumps(twin) + "\n")
+    assert cli.main(["trace", RID[:9]]) == 1
+    err = capsys.readouterr().err
+    assert f"'{RID[:9]}' is the start of 2 request ids ({RID}, {RID[:10]}ffff0000)" in err and "give more" in err
+    assert cli.main(["trace", RID, "--json"]) == 0  # the whole id is exact, not a prefix of the twin's
+    assert json.loads(capsys.readouterr().out)["records"] == 7
+
+
+def test_an_id_in_another_case_says_so(log_dir, capsys):
+    assert cli.main(["trace", RID.upper()]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"stack: no request id '{RID.upper()}' in {log_dir}, but '{RID}' differs from it"
+                                " only in case (request ids are case-sensitive)"]
+
+
+@pytest.mark.parametrize("argv", [["trace", "--last", "0"], ["trace", "--last", "many"]])
+def test_last_takes_a_positive_count(log_dir, capsys, argv):
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    assert "--last" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["trace", "bad id!"], "is not a request id"),
     (["trace", "short"], "is not a request id"),
+    (["trace", "'a310ca5'"], "is not a request id"),  # a prefix needs 8 characters
     (["trace", "unknown-id-0001"], "no log line carries request id"),
     (["trace"], "trace needs a request id (the X-Request-ID header of a response) or --last"),
     (["trace", RID, "--last"], "give a request id or --last, not both"),
@@ -341,8 +418,12 @@ class _FakeLoki(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         lines = [r for r in recorded() if f'request_id="{r["request_id"]}"' in params["query"]]
+        pattern = re.search(r"request_id=~`([^`]+)`", params["query"])  # RE2's syntax as Python reads it
+        if pattern:
+            lines = [r for r in recorded() if re.fullmatch(pattern.group(1), r["request_id"])]
         if 'layer="nginx"' in params["query"]:
-            lines = [r for r in recorded() if r["layer"] == "nginx"]
+            lines = [r for r in lines if r["layer"] == "nginx"] if pattern else \
+                [r for r in recorded() if r["layer"] == "nginx"]
         streams = {}
         for r in lines:
             labels = {"service_name": "pc-builder", "layer": r["layer"], "instance": r["instance"]}
@@ -394,6 +475,19 @@ def test_last_and_unknown_from_loki(fake_loki, capsys):
     assert "no log line carries request id 'unknown-id-0001' in Loki" in capsys.readouterr().err
 
 
+def test_prefix_and_case_from_loki(fake_loki, capsys):
+    assert cli.main(["trace", f" '{RID[:10]}' ", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["request_id"] == RID
+    exact, prefix = fake_loki[-2][1]["query"], fake_loki[-1][1]["query"]
+    assert exact == f'{{service_name="pc-builder"}} | request_id="{RID[:10]}"'
+    assert prefix == f'{{service_name="pc-builder"}} | request_id=~`{RID[:10]}.*`'
+    assert cli.main(["trace", RID.upper()]) == 1
+    assert f"but '{RID}' differs from it only in case" in capsys.readouterr().err
+    assert fake_loki[-1][1]["query"] == f'{{service_name="pc-builder", layer="nginx"}} | request_id=~`(?i){RID.upper()}.*`'
+    assert cli.main(["trace", "someone-else-0001.x"]) == 1  # the dot is a literal in the prefix query
+    assert "request_id=~`someone-else-0001\\.x.*`" in fake_loki[-2][1]["query"]
+
+
 def test_loki_unreachable_says_so_and_reads_the_local_files(log_dir, monkeypatch, capsys):
     monkeypatch.setenv("LOKI_URL", f"http://127.0.0.1:{free_port()}")
     assert cli.main(["trace", "--last", "--json"]) == 0
@@ -415,17 +509,6 @@ def test_loki_answering_an_error_is_one_line_offering_the_files(fake_loki, monke
 
 
 # --- the default level: one wide event per request ------------------------------------
-
-WIDE = {**APP[-1], "route": "/pc-builder-app/table", "start_us": 1795558533267626,
-        "db_queries": 1, "db_ms": 5.23, "db_rows": 58, "db_start_us": 1795558533269714,
-        "components": 58, "worker": 2}
-
-
-def recorded_at_info():
-    """What INFO writes: the fine app events (DEBUG) are absent, the wide event carries
-    start_us and the database summary."""
-    return copy.deepcopy([NGINX, UWSGI, WIDE, BROWSER, OTHER])
-
 
 def test_steps_5_and_6_come_from_the_wide_event_at_info():
     result = trace.derive(recorded_at_info(), RID)
@@ -492,6 +575,7 @@ def test_last_request_comes_from_the_tail_of_the_access_log(tmp_path):
     many = [{**OTHER, "request_id": f"older-{i:06d}", "msec": 1795558500.0 + i / 1000} for i in range(5000)]
     newest = {**NGINX, "msec": 1795558600.0}
     beacon = {**OTHER, "request_id": "beacon-000001", "msec": 1795558601.0,
-              "uri": trace.BEACON_PATH}
+              "uri": sources.BEACON_PATH}
     write_logs(tmp_path, {"nginx/access.log": [*many, newest, beacon]})
-    assert trace.last_request_id_from_files(tmp_path) == RID
+    assert [r["request_id"] for r in sources.Files(tmp_path).recent(1)] == [RID]
+    assert [r["request_id"] for r in sources.Files(tmp_path).recent(3)] == ["older-004998", "older-004999", RID]

@@ -158,7 +158,7 @@ def test_images_pinned(config):
 def test_pinned_regex_rejects_unpinned():
     for bad in ("nginx", "nginx:latest", "grafana/loki:latest", "grafana/alloy:main"):
         assert not _PINNED.match(bad), bad
-    for good in ("nginx:1.27.5-alpine", "grafana/loki:3.5.3", "grafana/alloy:v1.10.0"):
+    for good in ("example/web:1.2.3-alpine", "example/store:3.5.3", "example/agent:v1.10.0"):
         assert _PINNED.match(good), good
 
 

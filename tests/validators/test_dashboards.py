@@ -4,11 +4,12 @@ tests/logql/parse.mjs), both dashboards type-check against Grafana's dashboard m
 (@grafana/schema, tests/logql/check_schema.mjs), and the tables render as designed through
 Grafana's data-frame and transformation code (@grafana/data, tests/logql/dashboards.test.mjs,
 run by node's test runner from here). The dashboards are written by
-observability/grafana/generate_dashboards.py; the committed JSON must be its output."""
+``python -m stackctl.dashboards`` (stackctl/dashboards.py, the twelve steps' LogQL in
+stackctl/trace/logql.py); the committed JSON must be its output."""
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,7 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.dashboards import (DASHBOARD_DIR, DATASOURCES, GENERATOR, GRAFANA, LOGQL_DIR,
+from stackctl import dashboards as generator
+from stackctl.trace import logql as ts
+from stackctl.trace.steps import STEPS
+from tests.support.dashboards import (DASHBOARD_DIR, DATASOURCES, GENERATOR, LOGQL_DIR,
                                       NODE_SUITE, PROVIDERS, SCHEMA_CHECK, all_panels, collect_exprs,
                                       interpolate, load_dashboards, parse_logql)
 from tests.support.tools import REPO_ROOT, require_tool
@@ -147,43 +151,45 @@ def test_an_empty_request_id_matches_nothing(dashboards):
     assert text["options"]["content"].startswith("**Paste a request id")
 
 
-def twelve_steps_module():
-    """observability/grafana/twelve_steps.py (a file beside the dashboards, not a package)."""
-    if "twelve_steps" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("twelve_steps", GRAFANA / "twelve_steps.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["twelve_steps"] = module  # its dataclass looks itself up there
-        spec.loader.exec_module(module)
-    return sys.modules["twelve_steps"]
+def panel_titled(dash: dict, title: str) -> dict:
+    """The panel of that title, or the one panel whose title starts with it."""
+    exact = [p for p in all_panels(dash) if p["title"] == title]
+    (found,) = exact or [p for p in all_panels(dash) if p["title"].startswith(title)]
+    return found
 
 
 def test_request_trace_twelve_steps(dashboards):
-    """Two instant queries, one per column (TIME, HOP), whose series carry the same row
+    """Two instant queries, one per column (AT, HOP), whose series carry the same row
     labels; Grafana's datasource makes one table frame of each and the merge joins them
     (the rendering itself is checked with Grafana's code in tests/logql/dashboards.test.mjs)."""
-    ts = twelve_steps_module()
-    (table,) = [p for p in all_panels(dashboards["request-trace.json"]) if p["title"] == "Twelve steps"]
-    assert table["type"] == "table" and table["gridPos"]["y"] <= 4
+    dash = dashboards["request-trace.json"]
+    table = panel_titled(dash, "Twelve steps")
+    assert table["type"] == "table"
     targets = {t["refId"]: t for t in table["targets"]}
-    assert set(targets) == {"TIME", "HOP"}
+    assert set(targets) == {"AT", "HOP"}
     assert all(t["queryType"] == "instant" for t in targets.values())
-    assert targets["TIME"]["expr"] == ts.time_query() and targets["HOP"]["expr"] == ts.hop_query()
+    assert targets["AT"]["expr"] == ts.at_query() and targets["HOP"]["expr"] == ts.hop_query()
+    # AT: each step's time minus the earliest step's, in ms (not epoch seconds)
+    assert ts.at_query() == f"(({ts.time_query()}) - on() group_left() min({ts.time_query()})) * 1000"
     for step, build in ts.TIMES.items():
         own = build()
-        assert f"({own})" in targets["TIME"]["expr"], step
+        assert f"({own})" in targets["AT"]["expr"], step
         assert re.search(rf'step="{step}"|"step", "{step}"', own), f"step {step} must label its row {step}"
         if step != "01":  # a hop keeps its step's labels: the step's own time is its left operand
             assert ts.hop(step).startswith(f"(({own}) - on() group_left() "), step
             assert f"({ts.hop(step)})" in targets["HOP"]["expr"], step
-    assert "{{ subf .msec .request_time }}" in ts.t02(), "step 2 = msec - request_time"
-    assert "unwrap start_us" in ts.t04()
-    assert 'event="request.finished"' in ts.t05() and "unwrap start_us" in ts.t05(), "step 5: start_us of the wide event"
-    assert "unwrap db_start_us" in ts.t06() and "request.started" not in ts.t06(), "step 6: db_start_us"
-    assert "db.query" not in targets["TIME"]["expr"] + targets["HOP"]["expr"], "the fine events are DEBUG only"
-    assert 'event="request.finished"' in ts.t07()
-    assert "addf .start_us .duration_us" in ts.t09(), "step 9 = start_us + duration_us"
-    assert "unwrap msec" in ts.t11(), "step 11 = msec"
-    assert "requestStart" in ts.t01() and "responseEnd" in ts.t12()
+    assert [ts.TIMES[s.label].__name__ for s in STEPS] == [s.function for s in STEPS]
+    assert "{{ subf .msec .request_time }}" in ts.step_02_nginx_receives(), "step 2 = msec - request_time"
+    assert "unwrap start_us" in ts.step_04_uwsgi_receives()
+    assert 'event="request.finished"' in ts.step_05_uwsgi_hands_to_flask() and \
+        "unwrap start_us" in ts.step_05_uwsgi_hands_to_flask(), "step 5: start_us of the wide event"
+    assert "unwrap db_start_us" in ts.step_06_flask_works() and "request.started" not in ts.step_06_flask_works(), \
+        "step 6: db_start_us"
+    assert "db.query" not in targets["AT"]["expr"] + targets["HOP"]["expr"], "the fine events are not every request's"
+    assert 'event="request.finished"' in ts.step_07_flask_responds()
+    assert "addf .start_us .duration_us" in ts.step_09_uwsgi_translates(), "step 9 = start_us + duration_us"
+    assert "unwrap msec" in ts.step_11_nginx_sends(), "step 11 = msec"
+    assert "requestStart" in ts.step_01_client_sends() and "responseEnd" in ts.step_12_client_receives()
     for row in ts.ROWS.values():
         assert row.source in ("measured", "derived")
         assert "{{" not in re.sub(r"\{\{ \.\w+ \}\}", "", row.detail), "details use {{ .field }} only"
@@ -191,21 +197,99 @@ def test_request_trace_twelve_steps(dashboards):
     transforms = [t["id"] for t in table["transformations"]]
     assert transforms == ["merge", "organize", "sortBy"], transforms
     organize = table["transformations"][1]["options"]
-    assert organize["renameByName"] == {"Value #TIME": "time (epoch s)", "Value #HOP": "hop (ms)"}
+    assert organize["renameByName"] == {"Value #AT": "at (ms)", "Value #HOP": "hop (ms)"}
     texts = [p for p in all_panels(dashboards["request-trace.json"]) if p["type"] == "text"]
     assert any(all(w in p["options"]["content"] for w in ("measured", "derived", "missing", "never invented"))
                for p in texts), "a text panel must say what measured, derived and a missing row mean"
+
+
+def test_request_trace_waterfall(dashboards):
+    """The steps as a bar chart on one time axis, above the table: the same AT and HOP
+    queries, each bar stacked on a transparent 'from' = AT - HOP (when the previous step was)."""
+    dash = dashboards["request-trace.json"]
+    chart, table = panel_titled(dash, "Waterfall"), panel_titled(dash, "Twelve steps")
+    assert chart["type"] == "barchart" and chart["gridPos"]["y"] <= 4
+    assert table["gridPos"]["y"] == chart["gridPos"]["y"] + chart["gridPos"]["h"], "the table right below the chart"
+    assert chart["targets"] == table["targets"]
+    options = chart["options"]
+    assert (options["orientation"], options["stacking"], options["xField"]) == ("horizontal", "normal", "name")
+    assert [t["id"] for t in chart["transformations"]] == ["merge", "organize", "calculateField", "sortBy", "organize"]
+    # from = the row's diff (last - first) of HOP then AT, a missing hop as 0 (rendered in dashboards.test.mjs)
+    assert chart["transformations"][1]["options"]["indexByName"] == {"Value #HOP": 0, "Value #AT": 1}
+    calc = chart["transformations"][2]["options"]
+    assert calc["mode"] == "reduceRow" and calc["alias"] == "from (ms)"
+    assert calc["reduce"] == {"include": ["Value #HOP", "Value #AT"], "reducer": "diff", "nullValueMode": "null as zero"}
+    (transparent,) = chart["fieldConfig"]["overrides"]
+    assert transparent["matcher"]["options"] == "from (ms)"
+    assert {"id": "color", "value": {"mode": "fixed", "fixedColor": "transparent"}} in transparent["properties"]
+    assert chart["fieldConfig"]["defaults"]["unit"] == "ms"
+
+
+def test_request_trace_shows_the_kept_detail(dashboards):
+    dash = dashboards["request-trace.json"]
+    (expr,) = [t["expr"] for t in panel_titled(dash, "Kept detail")["targets"]]
+    assert expr.startswith(ts.sel("app") + " | json ")
+    events = re.search(r'\| event=~"([^"]+)"$', expr).group(1).split("|")
+    assert set(events) >= {"request.started", "db.query", "template.rendered", "listing.parsed",
+                           "components.retrieved", "log.record"}
+    for field in ("sql", "rows", "duration_ms", "start_us", "template", "record_level", "message", "detail"):
+        assert field in generator.DETAIL_FIELDS and field in expr
+    (why,) = [t["expr"] for t in panel_titled(dash, "Why detail was kept")["targets"]]
+    assert 'event="request.finished"' in why and 'detail=~"error|slow|sampled"' in why
+    assert panel_titled(dash, "Why detail was kept")["options"]["textMode"] == "name"
+    kept = panel_titled(dash, "Kept detail")["gridPos"]
+    assert kept["y"] >= panel_titled(dash, "Twelve steps")["gridPos"]["y"], "the detail lines beneath the steps"
+
+
+def test_overview_variables_for_instance_route_and_status(dashboards):
+    variables = {v["name"]: v for v in dashboards["stack-overview.json"]["templating"]["list"]}
+    assert set(variables) >= {"env", "instance", "route", "status", "slow_ms"}
+    assert variables["instance"]["query"]["label"] == "instance" and variables["instance"]["type"] == "query"
+    assert variables["status"]["allValue"] == ".*"
+    assert [o["value"] for o in variables["status"]["options"]] == ["2..", "3..", "4..", "429", "5.."]
+    for value in ("200", "302", "404", "429", "503"):
+        assert sum(bool(re.fullmatch(o["value"], value)) for o in variables["status"]["options"]) >= 1, value
+
+
+def test_overview_slow_and_failed_requests_link_to_their_traces(dashboards):
+    dash = dashboards["stack-overview.json"]
+    table = panel_titled(dash, "Slow and failed requests")
+    targets = {t["refId"]: t["expr"] for t in table["targets"]}
+    assert set(targets) == {"DURATION", "STARTED"}
+    for expr in targets.values():
+        assert 'event="request.finished"' in expr and f"| {generator.WORTH_A_LOOK} |" in expr
+        assert generator.WORTH_A_LOOK == 'status >= 500 or duration_ms >= $slow_ms or detail=~"error|slow|sampled"'
+        for var in ("$instance", "$route", "$status", "$env"):
+            assert var in expr
+        assert "by (request_id, instance, method, route, status, detail, detail_kept)" in expr
+    assert targets["STARTED"].endswith(f"and {targets['DURATION']}"), "the same requests in both columns"
+    (link,) = [o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "request_id"]
+    url = link["properties"][0]["value"][0]["url"]
+    assert url.startswith("/d/request-trace?var-request_id=${__value.raw}&time=${__data.fields.started.numeric}")
+
+
+def test_overview_browser_timings_429s_and_shipper_drops(dashboards):
+    dash = dashboards["stack-overview.json"]
+    timings = [t["expr"] for t in panel_titled(dash, "Browser timings")["targets"]]
+    assert all('layer="browser"' in e and 'event="browser.timing"' in e and "by (kind)" in e for e in timings)
+    assert any("subf .responseEnd .requestStart" in e for e in timings)
+    assert any("subf .loadEventEnd .responseEnd" in e for e in timings)
+    (too_many,) = [t["expr"] for t in panel_titled(dash, "429 Too Many Requests")["targets"]]
+    assert 'layer="nginx"' in too_many and '| status="429"' in too_many and "by (path)" in too_many
+    drops = [t["expr"] for t in panel_titled(dash, "Lines the app's shipper dropped")["targets"]]
+    assert len(drops) == len(generator.DROP_REASONS)
+    for reason, expr in zip(generator.DROP_REASONS, drops):
+        assert f'n="dropped.{reason}"' in expr and 'event="loki.report"' in expr and "unwrap n" in expr
 
 
 def test_fixtures_carry_the_labels_the_queries_set():
     """The Loki answers the node tests use (tests/logql/fixtures/loki) match the queries:
     every series has the row labels of one of its step's variants, its detail rendered
     from that variant's template."""
-    ts = twelve_steps_module()
     checked = 0
     for path in sorted((LOGQL_DIR / "fixtures/loki").glob("*.json")):
         responses = json.loads(path.read_text())["responses"]
-        for column in [c for c in ("TIME", "HOP") if c in responses]:
+        for column in [c for c in ("AT", "HOP") if c in responses]:
             for series in responses[column]["data"]["result"]:
                 m = series["metric"]
                 assert set(m) == set(ts.ROW_LABELS), (path.name, m)
@@ -222,12 +306,11 @@ def test_fixtures_carry_the_labels_the_queries_set():
 def test_step_10_does_not_need_a_connect_time():
     """A 502 whose connection failed logs upstream_connect_time "-" or "-, -": step 10
     (and 9, whose bound reads it) must not filter on it; step 3 needs only the last one."""
-    ts = twelve_steps_module()
-    assert "upstream_connect_time" not in ts.t10()
-    connects = re.search(r'upstream_connect_time=~"([^"]+)"', ts.t03()).group(1)
+    assert "upstream_connect_time" not in ts.step_10_uwsgi_sends()
+    connects = re.search(r'upstream_connect_time=~"([^"]+)"', ts.step_03_nginx_picks_upstream()).group(1)
     for value, ok in (("0.000", True), ("-, 0.000", True), ("0.001, 0.000", True), ("-", False), ("-, -", False)):
         assert bool(re.fullmatch(connects, value)) is ok, value
-    responses = re.search(r'upstream_response_time=~"([^"]+)"', ts.t10()).group(1)
+    responses = re.search(r'upstream_response_time=~"([^"]+)"', ts.step_10_uwsgi_sends()).group(1)
     assert re.fullmatch(responses, "0.000, 0.000") and re.fullmatch(responses, "0.005")
 
 
@@ -336,7 +419,7 @@ def test_targets_are_loki_queries_loki_accepts(dashboards):
 
 
 def test_committed_dashboards_are_the_generators_output():
-    res = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", GENERATOR, "--check"], capture_output=True, text=True, cwd=REPO_ROOT)
     assert res.returncode == 0, res.stderr
 
 
@@ -372,6 +455,17 @@ def test_schema_check_catches_typos(tmp_path):
     errors = "\n".join(result["errors"])
     for word in ("showHeadr", "botom", '"wide"', "excludeByNme"):
         assert word in errors, f"{word} not reported:\n{errors}"
+    # ... and in the waterfall: a misspelt bar-chart field option, an unknown orientation, a wrong calculation mode
+    trace = load_dashboards()["request-trace.json"]
+    chart = next(p for p in trace["panels"] if p["type"] == "barchart")
+    chart["fieldConfig"]["defaults"]["custom"]["fillOpacty"] = 80
+    chart["options"]["orientation"] = "sideways"
+    next(t for t in chart["transformations"] if t["id"] == "calculateField")["options"]["mode"] = "reduceRows"
+    broken.write_text(json.dumps(trace))
+    (result,) = run_schema_check([broken])
+    errors = "\n".join(result["errors"])
+    for word in ("fillOpacty", '"sideways"', '"reduceRows"'):
+        assert word in errors, f"{word} not reported:\n{errors}"
 
 
 def test_tables_render_as_designed_with_grafanas_code():
@@ -379,8 +473,10 @@ def test_tables_render_as_designed_with_grafanas_code():
     transformations on real requests' answers, with the pre-issue-14 panel as negative control."""
     node = require_tool("node")
     require_tool("lezer-logql")
+    definition = subprocess.run([sys.executable, "-m", "stackctl.trace", "--json"], capture_output=True,
+                                text=True, check=True).stdout
     res = subprocess.run([node, "--test", str(NODE_SUITE)], capture_output=True, text=True, cwd=LOGQL_DIR,
-                         timeout=300)
+                         timeout=300, env={**os.environ, "TWELVE_STEPS_JSON": definition})
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]
     assert re.search(r"^# pass [1-9]\d*$", res.stdout, re.M) and re.search(r"^# fail 0$", res.stdout, re.M)
 

@@ -14,7 +14,7 @@ from flask import Blueprint, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
-from .. import compat, db, listing, strict_json
+from .. import compatibility_rules, db, listing, strict_json
 from ..catalog import CATEGORIES
 from ..errors import ApiError, shorten
 
@@ -120,13 +120,17 @@ def check_build():
     nothing chosen for that category. Nothing is stored.
 
     Response: ``{"components": [...], "total_price": 0.0, "problems": [{"code", "message"}],
-    "missing": [categories], "estimated_draw_w": 0, "required_psu_w": 0}``.
+    "missing": [categories], "estimated_draw_w": 0, "required_psu_w": 0, "conflicts":
+    {category: [{"id", "codes", "note"}]}}``, ``conflicts`` naming the components that
+    cannot work with the ones chosen (what the builder's pickers mark).
     """
     selection = _parse_selection(_read_json_object())
     found = db.get_components(selection.values())
-    build, errors = compat.resolve_selection(selection, found)
+    build, errors = compatibility_rules.resolve_selection(selection, found)
     if errors:
         raise ApiError(422, "some components cannot be used",
                        " ".join(f"{e['category']}: {e['message']}" for e in errors))
-    result = compat.check_build(build)
-    return {"components": [build[c] for c in CATEGORIES if c in build], **result}
+    result = compatibility_rules.check_build(build)
+    # As the builder page: the chosen parts, then every option, to mark what does not fit.
+    return {"components": [build[c] for c in CATEGORIES if c in build], **result,
+            "conflicts": compatibility_rules.conflicts(build, db.list_components()) if build else {}}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from .. import compat, db, listing
-from ..catalog import CATEGORIES, attributes_of
+from .. import compatibility_rules, db, listing
+from ..catalog import CATEGORIES, COMPONENTS, attributes_of
 from ..errors import shorten
 
 bp = Blueprint("pages", __name__)
@@ -13,8 +13,11 @@ CATEGORY_LABELS = {
     "cpu": "CPU", "motherboard": "Motherboard", "ram": "Memory", "gpu": "Graphics card",
     "storage": "Storage", "psu": "Power supply", "case": "Case", "cooler": "CPU cooler",
 }
-_UNITS = {"tdp_w": " W TDP", "power_w": " W", "wattage": " W", "capacity_gb": " GB",
-          "memory_gb": " GB VRAM", "speed_mts": " MT/s"}
+_FORMATS = {"tdp_w": "{} W TDP", "power_w": "{} W", "wattage": "{} W", "capacity_gb": "{} GB",
+            "memory_gb": "{} GB VRAM", "speed_mts": "{} MT/s", "radiator_mm": "{} mm radiator",
+            "max_radiator_mm": "radiators up to {} mm"}
+#: The table's columns that sort it when their header is clicked: sort key -> header.
+SORTABLE_COLUMNS = {"category": "Category", "name": "Name", "brand": "Brand", "price": "Price"}
 
 
 @bp.app_template_filter("specs")
@@ -24,7 +27,7 @@ def specs(component: dict) -> str:
     for key, value in attributes_of(component).items():
         if isinstance(value, list):
             value = ", ".join(value)
-        parts.append(f"{value}{_UNITS.get(key, '')}")
+        parts.append(_FORMATS.get(key, "{}").format(value))
     return " · ".join(parts)
 
 
@@ -45,7 +48,7 @@ def index():
 
 @bp.get("/main")
 def main():
-    return render_template("main.html", categories=CATEGORIES)
+    return render_template("main.html", categories=CATEGORIES, parts=len(COMPONENTS))
 
 
 @bp.get("/table")
@@ -56,7 +59,23 @@ def table():
     components = listing.fetch(query)
     return render_template("table.html", components=components, categories=CATEGORIES,
                            category=query.category or "", sort=query.sort, order=query.order,
-                           q=query.q, problems=[p.message for p in problems if not p.unknown_name])
+                           q=query.q, problems=[p.message for p in problems if not p.unknown_name],
+                           columns=_sort_links(query))
+
+
+def _sort_links(query: listing.Listing) -> list[dict]:
+    """Each sortable header: where clicking it goes (ascending first, then flipping the
+    order of the column already sorted on) and its ``aria-sort`` state."""
+    kept = {k: v for k, v in (("category", query.category), ("q", query.q)) if v}
+    columns = []
+    for key, label in SORTABLE_COLUMNS.items():
+        current = query.sort == key
+        order = "desc" if current and query.order == "asc" else "asc"
+        columns.append({"key": key, "label": label,
+                        "href": url_for("pages.table", **kept, sort=key, order=order),
+                        "aria_sort": ("ascending" if query.order == "asc" else "descending")
+                        if current else None})
+    return columns
 
 
 def _read_selection(args) -> tuple[dict[str, int], dict[str, str]]:
@@ -80,18 +99,24 @@ def _read_selection(args) -> tuple[dict[str, int], dict[str, str]]:
 def builder():
     # GET so a build is a shareable URL: /builder?cpu=1&motherboard=9
     selection, errors = _read_selection(request.args)
+    components = db.list_components()
     options = {c: [] for c in CATEGORIES}
-    for component in db.list_components():
+    for component in components:
         options.setdefault(component["category"], []).append(component)
 
+    build = {}
     if selection:
-        build, unusable = compat.resolve_selection(selection, db.get_components(selection.values()))
+        build, unusable = compatibility_rules.resolve_selection(selection, db.get_components(selection.values()))
         errors.update((e["category"], e["message"]) for e in unusable)
     # A verdict on part of what was asked for would mislead: none until the input is right.
     result = None
     if selection and not errors:
-        result = compat.check_build(build)
+        result = compatibility_rules.check_build(build)
         result["build"] = build
+    # The pickers mark what cannot work with the parts that could be read.
+    notes = {(category, entry["id"]): entry["note"] for category, entries
+             in compatibility_rules.conflicts(build, components).items()
+             for entry in entries}
     form_errors = [f"{CATEGORY_LABELS[c]}: {errors[c]}" for c in CATEGORIES if c in errors]
-    return render_template("builder.html", categories=CATEGORIES, options=options,
+    return render_template("builder.html", categories=CATEGORIES, options=options, notes=notes,
                            selection=selection, form_errors=form_errors, result=result)

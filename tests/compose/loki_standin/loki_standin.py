@@ -1,10 +1,15 @@
+#!/usr/bin/env python3
 """Stand-in for Loki's push endpoint in the compose smoke test (not Loki: Loki images
 cannot be had here). It stores every pushed entry in memory and shows them to the test.
 
 POST /loki/api/v1/push  JSON (optionally gzip) push body -> 204
 GET  /entries           every entry so far: [{"stream": {...}, "line": "..."}, ...]
 GET  /ready             200
-`loki_standin.py --check` is the health check: exit 0 when /ready answers.
+
+Installed where the real image has its binary, /usr/bin/loki, and run with compose's own
+command line, whose -config.* flags it ignores. ``loki -health [-health.url=URL]`` is
+compose's health check, as in the real Loki (3.7): exit 0 when URL (default
+http://localhost:3100/ready) answers 200, else 1 with the reason on stderr.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -61,11 +67,27 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def health(args: list[str]) -> int:
+    url = next((a.split("=", 1)[1] for a in args if a.lstrip("-").startswith("health.url=")),
+               "http://localhost:3100/ready")
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except OSError as exc:
+        print(f"Health check failed: {exc}", file=sys.stderr)
+        return 1
+    if status == 200:
+        print("Loki is healthy")
+        return 0
+    print(f"Loki is unhealthy: status code {status}", file=sys.stderr)
+    return 1
+
+
 def main() -> None:
-    if sys.argv[1:] == ["--check"]:
-        port = os.environ.get("PORT", "3100")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=3) as resp:
-            sys.exit(0 if resp.status == 200 else 1)
+    if any(a.lstrip("-") == "health" for a in sys.argv[1:]):
+        sys.exit(health(sys.argv[1:]))
     server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "3100"))), Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())

@@ -79,6 +79,7 @@ TLS_KEY: {{ printf "%s/tls.key" $p.tls | quote }}
 # The official image links /var/log/nginx/error.log to /dev/stderr.
 LOG_DIR: "/var/log"
 NGINX_ACCESS_LOG: "/dev/stdout stack_json"
+NGINX_API_RATE: "20r/s"
 STATIC_DIR: {{ $p.static | quote }}
 {{- if not (regexMatch "^[A-Za-z0-9.:\\[\\] -]+$" .Values.nginx.serverNames) }}
 {{- fail (printf "nginx.serverNames %q: host names, IPv4 or [IPv6] addresses, space separated" .Values.nginx.serverNames) }}

@@ -1,4 +1,4 @@
-"""Compatibility checks for a build: pure functions over component dicts, no I/O.
+"""The PC-build compatibility rules: pure functions over component dicts, no I/O.
 
 A build maps category -> component (one per category, see ``catalog.CATEGORIES``).
 Builds may be partial: a missing category is reported in ``missing``, never as a problem,
@@ -7,7 +7,7 @@ and a rule is only checked when all the parts it compares are present.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from .catalog import CATEGORIES
 
@@ -38,10 +38,19 @@ def required_psu_w(draw_w: int) -> int:
     return math.ceil(draw_w * PSU_HEADROOM)
 
 
-def check_build(build: Mapping[str, Mapping]) -> dict:
-    """Total price, problems and missing categories of a (possibly partial) build.
+#: What each rule's code means in a few words, for a picker's option that would break it.
+CONFLICT_NOTES = {
+    "socket_mismatch": "socket does not match",
+    "ram_type_mismatch": "memory type does not match",
+    "psu_insufficient": "power supply too small",
+    "form_factor_mismatch": "board and case sizes do not match",
+    "radiator_too_large": "radiator too large for the case",
+}
 
-    Rules, each applied only when the parts it needs are chosen:
+
+def problems_of(build: Mapping[str, Mapping]) -> list[dict]:
+    """The rules a (possibly partial) build breaks, each applied only when the parts it
+    needs are chosen, in this order:
 
     * ``socket_mismatch``: CPU ``socket`` differs from the motherboard's ``socket``.
     * ``ram_type_mismatch``: RAM ``ram_type`` differs from the motherboard's ``ram_type``.
@@ -50,9 +59,11 @@ def check_build(build: Mapping[str, Mapping]) -> dict:
       (CPU/GPU ``tdp_w``, other parts' ``power_w``).
     * ``form_factor_mismatch``: the case's ``form_factors`` do not include the
       motherboard's ``form_factor``.
+    * ``radiator_too_large``: the cooler's ``radiator_mm`` (liquid coolers only) is over
+      the case's ``max_radiator_mm`` (the longest radiator it can mount anywhere).
     """
     cpu, board, ram = build.get("cpu"), build.get("motherboard"), build.get("ram")
-    psu, case = build.get("psu"), build.get("case")
+    psu, case, cooler = build.get("psu"), build.get("case"), build.get("cooler")
     problems = []
 
     if cpu and board and cpu["socket"] != board["socket"]:
@@ -81,14 +92,57 @@ def check_build(build: Mapping[str, Mapping]) -> dict:
             f"Case {case['name']} fits {', '.join(case['form_factors'])} boards, "
             f"not {board['form_factor']} ({board['name']}).",
         ))
+    radiator = cooler.get("radiator_mm") if cooler else None
+    if case and radiator and radiator > case["max_radiator_mm"]:
+        problems.append(_problem(
+            "radiator_too_large",
+            f"Cooler {cooler['name']} has a {radiator} mm radiator, but case {case['name']} "
+            f"mounts radiators up to {case['max_radiator_mm']} mm.",
+        ))
+    return problems
 
+
+def check_build(build: Mapping[str, Mapping]) -> dict:
+    """Total price, problems (see :func:`problems_of`) and missing categories of a
+    (possibly partial) build."""
+    draw = estimated_draw_w(build)
     return {
         "total_price": round(sum(part["price"] for part in build.values()), 2),
         "estimated_draw_w": draw,
-        "required_psu_w": required,
-        "problems": problems,
+        "required_psu_w": required_psu_w(draw),
+        "problems": problems_of(build),
         "missing": [c for c in CATEGORIES if c not in build],
     }
+
+
+def conflicts(build: Mapping[str, Mapping], options: Iterable[Mapping]) -> dict[str, list[dict]]:
+    """For each category, the options that cannot work with the other parts of ``build``.
+
+    An option conflicts when choosing it (in place of its category's current part, if
+    any) breaks a rule that the build without that category does not already break: so
+    only the parts already picked count, and a problem the rest of the build has anyway
+    (a power supply too small for them) does not mark every option. Each entry is
+    ``{"id", "codes", "note"}``, ``note`` saying in a few words what would not fit.
+    """
+    by_category: dict[str, list[Mapping]] = {}
+    for option in options:
+        by_category.setdefault(option["category"], []).append(option)
+    out = {}
+    for category, candidates in by_category.items():
+        others = {c: part for c, part in build.items() if c != category}
+        if not others:
+            continue
+        already = {p["code"] for p in problems_of(others)}
+        marked = []
+        for option in candidates:
+            new = [p["code"] for p in problems_of({**others, category: option})
+                   if p["code"] not in already]
+            if new:
+                marked.append({"id": option["id"], "codes": new,
+                               "note": "; ".join(CONFLICT_NOTES[code] for code in new)})
+        if marked:
+            out[category] = marked
+    return out
 
 
 def resolve_selection(selection: Mapping[str, int], found: Mapping[int, Mapping]):

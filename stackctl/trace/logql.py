@@ -1,13 +1,14 @@
-"""LogQL of the request-trace dashboard's "Twelve steps" table, one expression per step.
+"""The twelve steps in LogQL, one function per step, for the request-trace dashboard.
 
-Each step's time is an instant query over the dashboard range that returns at most one
-series labelled ``step, name, layer, source, detail``; each hop is that step's time minus
-the previous step's, in ms, with the same labels. The panel runs two queries, one per
-column: TIME (every step's time ``or``-ed together) and HOP (every hop), so Grafana's
-Loki datasource turns each into one table frame (a column per label, ``Value #TIME`` /
-``Value #HOP``) and the panel's ``merge`` joins them on the label columns, one row per
-step. The derivations are those of ``./stack trace`` (stackctl/trace.py); steps 5 and 6
-come from the app's wide event ``request.finished`` (``start_us``, ``db_start_us``).
+``step_NN_<key>()`` is step NN's time as an instant query over the dashboard range: at most
+one series labelled ``step, name, layer, source, detail`` (the names and layers of
+``steps.STEPS``), valued in epoch seconds. It mirrors ``derivation.step_NN_<key>`` (same
+name, same fields); steps 5 and 6 come from the app's wide event ``request.finished``
+(``start_us``, ``db_start_us``). The panels run instant queries built from them: AT (each
+step's time in ms after the request's first step), HOP (each step's time minus the
+previous step's, in ms). Grafana's Loki datasource makes one table frame of each query (a
+column per label, ``Value #AT`` / ``Value #HOP``) and the panels' ``merge`` joins them on
+the label columns, one row per step.
 
 Every selector filters ``request_id!=""`` first: with no id pasted, nothing matches
 (``request_id=""`` alone would match every line without an id).
@@ -15,6 +16,8 @@ Every selector filters ``request_id!=""`` first: with no id pasted, nothing matc
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .steps import BY_NUMBER, STEPS
 
 #: Labels every row carries; the panel's merge joins TIME and HOP rows on them.
 ROW_LABELS = ("step", "name", "layer", "source", "detail")
@@ -45,8 +48,8 @@ class Row:
     detail: str
 
     def label_format(self) -> str:
-        return (f'label_format step="{self.step}", name="{self.name}", source="{self.source}", '
-                f"detail=`{self.detail}`")
+        return (f'label_format step="{self.step}", name="{self.name}", layer="{self.layer}", '
+                f'source="{self.source}", detail=`{self.detail}`')
 
     def label_replace(self, expr: str) -> str:
         """Set the row labels on an expression that lost them (an aggregation)."""
@@ -55,46 +58,38 @@ class Row:
         return expr
 
 
-NAMES = {
-    "01": "client sends the request", "02": "NGINX receives it", "03": "NGINX picks an uWSGI server",
-    "04": "uWSGI receives, translates to WSGI", "05": "uWSGI hands it to Flask",
-    "06": "Flask works (database, logic)", "07": "Flask generates the response",
-    "08": "Flask returns it to uWSGI", "09": "uWSGI translates the response",
-    "10": "uWSGI sends it to NGINX", "11": "NGINX sends it to the client",
-    "12": "client receives and renders",
-}
-
-
-def row(step: str, layer: str, source: str, detail: str) -> Row:
-    return Row(step, NAMES[step], layer, source, detail)
+def row(step: str, source: str, detail: str) -> Row:
+    s = BY_NUMBER[int(step)]
+    return Row(s.label, s.name, s.layer, source, detail)
 
 
 # Every variant a step can show; tests render their details for the fixtures.
 ROWS = {
-    "01": row("01", "browser", "measured",
-              "requestStart (Navigation Timing), browser clock aligned on NGINX (skew: see the stat)"),
-    "02": row("02", "nginx", "derived", "msec - request_time ({{ .method }} {{ .uri }})"),
-    "03": row("03", "nginx", "derived", "{{ .upstream_addr }}: connected at step 2 + upstream_connect_time "
+    "01": row("01", "measured", "requestStart (Navigation Timing of a page, Resource Timing of a fetch), browser "
+              "clock aligned on NGINX (skew: see the stat)"),
+    "02": row("02", "derived", "msec - request_time ({{ .method }} {{ .uri }})"),
+    "03": row("03", "derived", "{{ .upstream_addr }}: connected at step 2 + upstream_connect_time "
               "{{ .upstream_connect_time }} s (after the earlier attempts, if retried)"),
-    "03-edge": row("03", "nginx", "derived", "no upstream: NGINX answered itself (a static file, or an error "
+    "03-edge": row("03", "derived", "no upstream: NGINX answered itself (a static file, or an error "
                    "such as 401, 404 or 429) (= step 2)"),
-    "04": row("04", "uwsgi", "measured", "start_us on {{ .instance }} (pid {{ .pid }}, worker {{ .worker }})"),
-    "05": row("05", "app", "measured", "start_us of request.finished on {{ .instance }}"),
-    "06": row("06", "app", "measured", "db_start_us of request.finished (first query began): {{ .db_queries }} "
+    "04": row("04", "measured", "start_us on {{ .instance }} (pid {{ .pid }}, worker {{ .worker }})"),
+    "05": row("05", "measured", "start_us of request.finished on {{ .instance }}"),
+    "06": row("06", "measured", "db_start_us of request.finished (first query began): {{ .db_queries }} "
               "queries, {{ .db_ms }} ms in the database, {{ .db_rows }} rows"),
-    "06-none": row("06", "app", "derived", "no database query (db_queries {{ .db_queries }}): = step 5"),
-    "07": row("07", "app", "measured", "request.finished: status {{ .status }}, {{ .bytes }} bytes, "
+    "06-none": row("06", "derived", "no database query (db_queries {{ .db_queries }}): = step 5"),
+    "07": row("07", "measured", "request.finished: status {{ .status }}, {{ .bytes }} bytes, "
               "duration_ms {{ .duration_ms }}"),
-    "08": row("08", "app", "derived", "end of the WSGI call = step 7 (the body does not stream; uWSGI logs no "
+    "08": row("08", "derived", "end of the WSGI call = step 7 (the body does not stream; uWSGI logs no "
               "separate hand-back time)"),
-    "09": row("09", "uwsgi", "derived", "start_us + duration_us ({{ .duration_us }} us); status {{ .status }}, "
+    "09": row("09", "derived", "start_us + duration_us ({{ .duration_us }} us); status {{ .status }}, "
               "{{ .size }} bytes"),
-    "09-bounded": row("09", "uwsgi", "derived", "bounded by step 10 (not before step 8): uWSGI logged its end "
+    "09-bounded": row("09", "derived", "bounded by step 10 (not before step 8): uWSGI logged its end "
                       "after NGINX had sent the response (post-response cleanup, GIL)"),
-    "10": row("10", "nginx", "derived", "step 2 + upstream_response_time ({{ .upstream_response_time }} s)"),
-    "11": row("11", "nginx", "measured", "msec; status {{ .status }}, {{ .bytes_sent }} bytes sent, "
+    "10": row("10", "derived", "step 2 + upstream_response_time ({{ .upstream_response_time }} s)"),
+    "11": row("11", "measured", "msec; status {{ .status }}, {{ .bytes_sent }} bytes sent, "
               "request_time {{ .request_time }} s"),
-    "12": row("12", "browser", "measured", "responseEnd (Navigation Timing), browser clock aligned on NGINX"),
+    "12": row("12", "measured", "responseEnd (Navigation Timing of a page, Resource Timing of a fetch), browser "
+              "clock aligned on NGINX"),
 }
 
 
@@ -114,7 +109,7 @@ def last(expr: str) -> str:
 
 # --- the steps NGINX, uWSGI and the app log --------------------------------------------
 
-def t02() -> str:
+def step_02_nginx_receives() -> str:
     return first(over_time("min_over_time", "nginx", "json msec, request_time, uri", ROWS["02"],
                            t="{{ subf .msec .request_time }}"))
 
@@ -131,7 +126,7 @@ def _responses(with_connects: bool) -> str:
     return pipe
 
 
-def t03() -> str:
+def step_03_nginx_picks_upstream() -> str:
     # Connected after the earlier attempts' response times, plus the last attempt's connect.
     t = ("{{ if .r3 }}{{ addf (subf .msec .request_time) .r1 .r2 .c3 }}{{ else if .r2 }}"
          "{{ addf (subf .msec .request_time) .r1 .c2 }}{{ else }}{{ addf (subf .msec .request_time) .c1 }}"
@@ -142,17 +137,17 @@ def t03() -> str:
     return first(f"{proxied} or {edge}")
 
 
-def t04() -> str:
+def step_04_uwsgi_receives() -> str:
     return last(over_time("max_over_time", "uwsgi", 'json event, start_us, pid, worker | event="uwsgi.request"',
                           ROWS["04"], "start_us")) + " / 1000000"
 
 
-def t05() -> str:
+def step_05_uwsgi_hands_to_flask() -> str:
     return last(over_time("max_over_time", "app", 'json event, start_us | event="request.finished"',
                           ROWS["05"], "start_us")) + " / 1000000"
 
 
-def t06() -> str:
+def step_06_flask_works() -> str:
     queried = last(over_time(
         "max_over_time", "app",
         'json event, db_start_us, db_queries, db_ms, db_rows | event="request.finished" | db_start_us=~"[0-9]+"',
@@ -169,36 +164,35 @@ def _app_time(r: Row, fields: str) -> str:
                           t=f"{{{{ {ISO_TO_S} }}}}"))
 
 
-def t07() -> str:
+def step_07_flask_responds() -> str:
     return _app_time(ROWS["07"], ", bytes, duration_ms")
 
 
-def t08() -> str:
+def step_08_flask_returns() -> str:
     return _app_time(ROWS["08"], "")
 
 
-def _t09_logged() -> str:
+def _uwsgi_logged_end() -> str:
     return last(over_time("max_over_time", "uwsgi", 'json event, start_us, duration_us, size | event="uwsgi.request"',
-                          ROWS["09"], t="{{ addf .start_us .duration_us }}")) \
-        + " / 1000000"
+                          ROWS["09"], t="{{ addf .start_us .duration_us }}")) + " / 1000000"
 
 
-def t09() -> str:
+def step_09_uwsgi_translates() -> str:
     # uWSGI takes its end after closing the response (GIL): when that is after NGINX sent
     # the response, step 9 is bounded by step 10, never before step 8 (as ./stack trace).
-    late = f"((max({_t09_logged()}) > (max({t11()}) + 0.001)) and max({t10()}))"
-    bounded = f"((max({t10()}) >= max({t08()})) or max({t08()}) or max({t10()}))"
-    return (f"({_t09_logged()} unless on() {late}) or on() "
-            + ROWS["09-bounded"].label_replace(f"({bounded} and {late})"))
+    logged, returned, upstream_done = _uwsgi_logged_end(), step_08_flask_returns(), step_10_uwsgi_sends()
+    late = f"((max({logged}) > (max({step_11_nginx_sends()}) + 0.001)) and max({upstream_done}))"
+    bounded = f"((max({upstream_done}) >= max({returned})) or max({returned}) or max({upstream_done}))"
+    return f"({logged} unless on() {late}) or on() " + ROWS["09-bounded"].label_replace(f"({bounded} and {late})")
 
 
-def t10() -> str:
+def step_10_uwsgi_sends() -> str:
     # The response times only: a failed connection ("-") does not hide step 10.
     return first(over_time("min_over_time", "nginx", _responses(False), ROWS["10"],
                            t="{{ addf (subf .msec .request_time) .r1 .r2 .r3 }}"))
 
 
-def t11() -> str:
+def step_11_nginx_sends() -> str:
     return first(over_time("min_over_time", "nginx", "json msec, request_time, bytes_sent", ROWS["11"], "msec"))
 
 
@@ -212,21 +206,22 @@ def _beacon(field: str) -> str:
 def skew_s() -> str:
     """Browser clock minus NGINX's (s): 0 when the beacon's window already brackets NGINX's,
     else the NTP-style offset centring it on NGINX's; 0 without NGINX lines."""
-    b1, b12, n2, n11 = _beacon("requestStart"), _beacon("responseEnd"), f"max({t02()})", f"max({t11()})"
-    return (f"((((({b1} <= {n2}) and ({b12} >= {n11})) * 0) or ((({b1} - {n2}) + ({b12} - {n11})) / 2) "
-            f"or ({b1} * 0)))")
+    sent, received = _beacon("requestStart"), _beacon("responseEnd")
+    nginx_received, nginx_sent = f"max({step_02_nginx_receives()})", f"max({step_11_nginx_sends()})"
+    return (f"((((({sent} <= {nginx_received}) and ({received} >= {nginx_sent})) * 0) "
+            f"or ((({sent} - {nginx_received}) + ({received} - {nginx_sent})) / 2) or ({sent} * 0)))")
 
 
-def t01() -> str:
+def step_01_client_sends() -> str:
     return ROWS["01"].label_replace(f"({_beacon('requestStart')} - {skew_s()})")
 
 
-def t12() -> str:
+def step_12_client_receives() -> str:
     return ROWS["12"].label_replace(f"({_beacon('responseEnd')} - {skew_s()})")
 
 
-TIMES = {"01": t01, "02": t02, "03": t03, "04": t04, "05": t05, "06": t06, "07": t07, "08": t08,
-         "09": t09, "10": t10, "11": t11, "12": t12}
+#: Each step's query by its row label ("01".."12").
+TIMES = {s.label: globals()[s.function] for s in STEPS}
 
 
 # --- hops ----------------------------------------------------------------------------------
@@ -236,12 +231,19 @@ def hop(step: str) -> str:
     n = int(step)
     previous = f"max({TIMES[f'{n - 1:02d}']()})"
     if step == "11":  # NGINX answered itself: no step 10, the previous step is 3
-        previous = f"({previous} or max({t03()}))"
+        previous = f"({previous} or max({step_03_nginx_picks_upstream()}))"
     return f"(({TIMES[step]()}) - on() group_left() {previous}) * 1000"
 
 
 def time_query() -> str:
+    """Every step's time (epoch s)."""
     return " or ".join(f"({TIMES[s]()})" for s in sorted(TIMES))
+
+
+def at_query() -> str:
+    """Every step's time in ms after the request's first step (the earliest of them)."""
+    times = time_query()
+    return f"(({times}) - on() group_left() min({times})) * 1000"
 
 
 def hop_query() -> str:
