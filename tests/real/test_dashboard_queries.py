@@ -74,8 +74,8 @@ def test_the_request_trace_dashboard_shows_the_page_view(traffic):
         for stream in streams:
             for value in stream["values"]:
                 assert value[2]["structuredMetadata"]["request_id"] == rid, target.where
-    (time_column,) = [t for t in trace if t.panel["title"] == "Twelve steps" and t.ref_id == "TIME"]
-    steps = sorted(s["metric"]["step"] for s in run(traffic, time_column))
+    (at_column,) = [t for t in trace if t.panel["title"] == "Twelve steps" and t.ref_id == "AT"]
+    steps = sorted(s["metric"]["step"] for s in run(traffic, at_column))
     assert steps == [f"{n:02d}" for n in range(1, 13)], steps
 
 
