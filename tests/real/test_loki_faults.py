@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from tests.support.dashboards import loki_targets
 from tests.support.load import Load
 from tests.support.real import loki_of, start_real_stack
 from tests.support.stack import stop_stack
@@ -138,5 +139,11 @@ def test_a_hang_keeps_the_apps_memory_bounded_and_alloy_loses_nothing(tmp_path):
         app = loki.wait_for_ids([load.sent[-1]], "bounded-", ("app",), timeout=60)["app"]
         assert set(app) <= set(load.sent) and set(app.values()) == {1}
         assert len(app) < len(load.sent)
+        # and the overview shows the drops, once the reports reach Loki
+        (overflow,) = [t for t in loki_targets({"env": "local"})
+                       if t.where == "stack-overview.json / Lines the app's shipper dropped (loki.report) / O"]
+        series = stack.wait_for(lambda: loki.answer(overflow, time.time() - 600, time.time()), timeout=60,
+                                what="the dropped-lines panel's data")
+        assert sum(float(v) for s in series for _, v in s["values"]) > 0
     finally:
         stop_stack(stack)

@@ -169,6 +169,21 @@ class Loki:
         assert data["resultType"] == "vector", data["resultType"]
         return data["result"]
 
+    def answer(self, target, start_s: float, end_s: float, step_s: int = 15) -> list:
+        """A dashboard target's answer (tests/support/dashboards.py ``Target``), asked the
+        way Grafana asks: an instant query at ``end_s``, or a range query over the window."""
+        if target.query_type == "instant":
+            assert not target.is_log_query, f"{target.where}: Loki refuses instant log queries"
+            return self.instant(target.expr, at_s=end_s)
+        params = {"query": target.expr, "start": int(start_s * 1e9), "end": int(end_s * 1e9)}
+        if target.is_log_query:
+            params |= {"limit": target.panel.get("maxLines") or 1000, "direction": "backward"}
+        else:
+            params["step"] = f"{step_s}s"
+        data = self.get("/loki/api/v1/query_range", **params)["data"]
+        assert data["resultType"] == ("streams" if target.is_log_query else "matrix"), (target.where, data)
+        return data["result"]
+
     def metric(self, logql: str, since_s: float = 3600, step: str = "10s") -> list[dict]:
         """A metric query's series (``{"metric": {...}, "values": [[t, "v"], ...]}``)."""
         now = time.time()
