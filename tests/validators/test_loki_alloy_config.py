@@ -140,17 +140,22 @@ def test_loki_verify_config_catches_a_misspelt_setting(tmp_path):
 # ------------------------------------------------------------------ Alloy
 
 
-def alloy(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([binary("alloy"), *args], env={"PATH": "/usr/bin:/bin", **(env or {})},
+def alloy_env(home, **extra: str) -> dict[str, str]:
+    """Alloy's environment: ``home`` as its HOME, where it may keep caches (not the project)."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), **extra}
+
+
+def alloy(home, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([binary("alloy"), *args], env=alloy_env(home, **(env or {})), cwd=home,
                           capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.real
 @pytest.mark.parametrize("path", [ALLOY_CONFIG, K8S_CONFIG], ids=["compose", "kubernetes"])
-def test_alloy_parses_and_validates_the_config(path):
-    formatted = alloy("fmt", str(path))
+def test_alloy_parses_and_validates_the_config(path, tmp_path):
+    formatted = alloy(tmp_path, "fmt", str(path))
     assert formatted.returncode == 0, formatted.stderr
-    validated = alloy("validate", str(path))
+    validated = alloy(tmp_path, "validate", str(path))
     assert validated.returncode == 0, validated.stderr
 
 
@@ -159,10 +164,10 @@ def test_alloy_fmt_and_validate_catch_mistakes(tmp_path):
     """Negative controls: a brace too many, a misspelt argument."""
     braces = tmp_path / "braces.alloy"
     braces.write_text(ALLOY_CONFIG.read_text() + "\n}\n")
-    assert alloy("fmt", str(braces)).returncode != 0
+    assert alloy(tmp_path, "fmt", str(braces)).returncode != 0
     misspelt = tmp_path / "misspelt.alloy"
     misspelt.write_text(ALLOY_CONFIG.read_text().replace("sync_period", "sync_periode", 1))
-    result = alloy("validate", str(misspelt))
+    result = alloy(tmp_path, "validate", str(misspelt))
     assert result.returncode != 0 and "sync_periode" in result.stderr, result.stderr
 
 
@@ -173,9 +178,9 @@ def test_alloy_runs_the_compose_config_until_ready(tmp_path):
     (tmp_path / "log").mkdir()
     proc = subprocess.Popen([binary("alloy"), "run", f"--server.http.listen-addr=127.0.0.1:{port}",
                              "--disable-reporting", f"--storage.path={tmp_path / 'data'}", str(ALLOY_CONFIG)],
-                            env={"PATH": "/usr/bin:/bin", "LOG_DIR": str(tmp_path / "log"),
-                                 "LOKI_URL": f"http://127.0.0.1:{free_port()}/loki/api/v1/push"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=alloy_env(tmp_path, LOG_DIR=str(tmp_path / "log"),
+                                          LOKI_URL=f"http://127.0.0.1:{free_port()}/loki/api/v1/push"),
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         def ready():
             if proc.poll() is not None:
@@ -200,7 +205,7 @@ def run_kubernetes_config(tmp_path, module: str) -> list[str]:
     """``alloy run`` of kubernetes.alloy with ``module`` as the chart's pcbuilder.alloy: it
     stops at its first evaluation (no cluster here). Its error lines."""
     (tmp_path / "pcbuilder.alloy").write_text(module)
-    result = alloy("run", f"--server.http.listen-addr=127.0.0.1:{free_port()}", "--disable-reporting",
+    result = alloy(tmp_path, "run", f"--server.http.listen-addr=127.0.0.1:{free_port()}", "--disable-reporting",
                    f"--storage.path={tmp_path / 'data'}", str(K8S_CONFIG),
                    env={"PCBUILDER_ALLOY_MODULE": str(tmp_path / "pcbuilder.alloy")})
     assert result.returncode != 0
