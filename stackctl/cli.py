@@ -229,7 +229,10 @@ def start(s: Settings) -> None:
         failed = [p for p in programs if p["statename"] in FAILED_STATES]
         if failed:
             message = "\n".join(_explain_failure(s, p) for p in failed)
-            stop(s, quiet=True)
+            try:
+                stop(s, quiet=True)
+            except StackError as exc:  # the cause first, whatever stopping the rest did
+                message += f"\nstopping the rest: {exc}"
             raise StackError("the stack failed to start:\n" + message)
         # supervisord calls a program RUNNING once it has stayed up for its startsecs
         all_running = bool(programs) and all(p["statename"] == "RUNNING" for p in programs)

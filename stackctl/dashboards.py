@@ -31,10 +31,14 @@ ERROR_FIELDS = ("event", "level", "uri", "route", "msg", "error")
 #: harakiri, segfaults, write errors, a full listen queue, an app that failed to load).
 UWSGI_ERRORS = ("(?i).*(error|fail|harakiri|segmentation|died|damn|traceback|exception|unable to|cannot"
                 "|no app loaded|queue .* full|broken pipe).*")
+#: ...except two notices every healthy start of this stack's uWSGI prints (harakiri is set;
+#: the touch-logreopen file exists only once a rotation made it).
+UWSGI_START_NOTICES = "(?i).*(harakiri without post buffering|reopen, events will be triggered as soon as).*"
 #: What the error panels show: 5xx at any layer, failed logins at the edge (401), app
 #: failures and error records, uWSGI's own failure messages.
 ERROR_FILTER = (f'status >= 500 or (layer="nginx" and status == 401) or event="request.failed" '
-                f'or level=~"(?i)(error|critical)" or (event="uwsgi.server" and msg=~"{UWSGI_ERRORS}")')
+                f'or level=~"(?i)(error|critical)" or (event="uwsgi.server" and msg=~"{UWSGI_ERRORS}"'
+                f' and msg!~"{UWSGI_START_NOTICES}")')
 REQUEST_EVENTS = 'event=~"nginx.access|uwsgi.request|request.finished"'
 
 

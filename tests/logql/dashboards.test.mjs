@@ -1,5 +1,5 @@
 // The provisioned dashboards' tables as Grafana builds them, with Grafana's own code
-// (grafana_panel.mjs): Loki answers (fixtures/loki, built from real log lines, see
+// (grafana_panel.mjs): Loki answers (fixtures/loki, recorded from the real Loki, see
 // fixtures/README.md) -> the Loki datasource's frames -> the panel's transformations and
 // field config -> the cells as displayed. Run by tests/validators/test_dashboards.py.
 //

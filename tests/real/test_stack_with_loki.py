@@ -2,68 +2,50 @@
 
 Real Loki 3.7 and Alloy 1.10 (tests/support/real.py), the project's own configs
 (observability/loki/loki.yaml, observability/alloy/config.alloy), real NGINX and uWSGI.
+``up`` starts and reports them, ``down`` stops them last (after the app's exit flush), and
+Loki keeps its data across ``down`` and ``up``. The app's batch interval is an hour here,
+so its lines reach Loki only through the flush every worker makes when it exits.
 """
 from __future__ import annotations
 
-import json
 import os
+import time
 
 import pytest
 
-from tests.support.real import Loki, start_real_stack
+from tests.support.load import Load
+from tests.support.real import loki_of, start_real_stack
 from tests.support.stack import stop_stack
 
 pytestmark = [pytest.mark.real, pytest.mark.integration]
 
-LAYERS = {"nginx", "uwsgi", "app"}
+LAYERS = ("nginx", "uwsgi", "app")
 
 
-def by_layer(entries) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for e in entries:
-        out.setdefault(e.labels.get("layer"), []).append(e)
-    return out
-
-
-def test_up_runs_loki_and_alloy_and_everything_reaches_loki_and_survives_a_restart(tmp_path):
-    stack = start_real_stack(tmp_path)
+def test_up_runs_loki_and_alloy_down_flushes_into_them_and_up_again_keeps_the_data(tmp_path):
+    stack = start_real_stack(tmp_path, LOKI_BATCH_INTERVAL="3600", UWSGI_PROCESSES="2")
     try:
-        loki_port = stack.env["LOKI_PORT"]
-        base = f"http://127.0.0.1:{loki_port}"
+        base = f"http://127.0.0.1:{stack.env['LOKI_PORT']}"
         assert f"starting Loki ({stack.env['LOKI_BIN']}) at {base}" in stack.start_output
         assert "Alloy (" in stack.start_output
         status = {p["name"]: p for p in stack.status()["processes"]}
         assert status["loki"]["health"] == "ready" and status["alloy"]["health"] == "ready", status
 
-        rid = f"real-stack-{os.getpid()}-0001"
-        assert stack.request("/pc-builder-app/table", headers={"X-Request-ID": rid}).status == 200
-        loki = Loki(base)
-        query = f'{{service_name="pc-builder"}} | request_id="{rid}"'
-        entries = loki.wait_for(query, lambda es: LAYERS <= set(by_layer(es)), timeout=60,
-                                what=f"{rid} at every layer in Loki")
-        layers = by_layer(entries)
-        # exactly once per layer, with the labels and the structured metadata a query sees
-        assert {layer: len(es) for layer, es in layers.items() if layer in LAYERS} == \
-            {"nginx": 1, "uwsgi": 1, "app": 1}
-        for layer in LAYERS:
-            (entry,) = layers[layer]
-            assert entry.labels == {"service_name": "pc-builder", "layer": layer,
-                                    "instance": entry.json()["instance"], "env": "local"}, entry.labels
-            assert entry.metadata.get("request_id") == rid, entry.metadata
-        assert layers["app"][0].json()["event"] == "request.finished"
+        prefix = f"flush-{os.getpid()}"
+        with Load(stack, prefix, threads=4, max_requests=40) as load:
+            load.wait()
+        assert load.failures == []
+        loki = loki_of(stack)
+        loki.wait_for_ids(load.sent, prefix, ("nginx", "uwsgi"), timeout=60)  # Alloy: at once
+        time.sleep(2)
+        assert loki.ids_by_layer(prefix, ("app",))["app"] == {}, "the app pushed before its exit"
 
-        # ./stack trace reads that Loki (the stack's own, not LOKI_URL)
-        traced = stack.run("trace", rid)
-        assert f"Loki ({base})" in traced.stdout, traced.stdout
-        assert json.loads(stack.run("trace", rid, "--json").stdout)["request_id"] == rid
-
-        # down stops Loki gracefully, up again keeps its data
+        # down: the app's workers flush at exit, then Alloy and Loki stop (in that order)
         stack.run("down")
         assert "loki" not in {p["name"] for p in stack.status().get("processes", [])}
         stack.start_output = stack.run("up", "-d", timeout=180).stdout
-        again = loki.query_range(query)
-        assert {layer: len(es) for layer, es in by_layer(again).items() if layer in LAYERS} == \
-            {"nginx": 1, "uwsgi": 1, "app": 1}
+        counts = loki.wait_for_ids(load.sent, prefix, LAYERS, timeout=30)
+        for layer in LAYERS:
+            assert dict(counts[layer]) == {rid: 1 for rid in load.sent}, f"{layer}: not exactly once"
     finally:
         stop_stack(stack)
-

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 
 from tests.support.tools import REPO_ROOT, require_tool
 
@@ -67,17 +68,42 @@ def dashboard_vars(dash: dict) -> dict[str, str]:
             for v in dash.get("templating", {}).get("list", [])}
 
 
-def collect_exprs() -> list[tuple[str, str, str]]:
-    """(where, raw expr, interpolated expr) for every Loki target."""
+@dataclass
+class Target:
+    """One Loki query of one panel, with the dashboard's variables replaced."""
+    where: str        # "<dashboard file> / <panel title> / <refId>"
+    dashboard: str
+    panel: dict
+    ref_id: str
+    raw: str
+    expr: str
+    query_type: str   # "instant" or "range", as Grafana sends it
+
+    @property
+    def is_log_query(self) -> bool:
+        """A log query (lines), not a metric query (numbers): it starts with a selector."""
+        return self.expr.lstrip().startswith("{")
+
+
+def loki_targets(values: dict[str, str] | None = None) -> list[Target]:
+    """Every Loki target of every dashboard; ``values`` gives variables real values (else
+    placeholders of the right shape, :func:`dashboard_vars`)."""
     out = []
     for fname, dash in load_dashboards().items():
-        variables = dashboard_vars(dash)
+        defaults = dashboard_vars(dash)
+        variables = {**defaults, **{k: v for k, v in (values or {}).items() if k in defaults}}
         for panel in all_panels(dash):
             for t in panel.get("targets", []):
                 if "expr" in t:
                     where = f"{fname} / {panel.get('title')} / {t.get('refId')}"
-                    out.append((where, t["expr"], interpolate(t["expr"], variables)))
+                    out.append(Target(where, fname, panel, t.get("refId"), t["expr"],
+                                      interpolate(t["expr"], variables), t.get("queryType", "range")))
     return out
+
+
+def collect_exprs() -> list[tuple[str, str, str]]:
+    """(where, raw expr, interpolated expr) for every Loki target."""
+    return [(t.where, t.raw, t.expr) for t in loki_targets()]
 
 
 def parse_logql(exprs: list[str]) -> list[dict]:

@@ -2,8 +2,8 @@
 
 It is not Loki. It records what is POSTed to /loki/api/v1/push (labels, nanosecond
 timestamps, structured metadata), answers with scripted statuses, or accepts and never
-answers ("hang"). Tests of what the app *sends* use it; delivery, outages, queries and
-alerts are proven against the real Loki (tests/support/real.py).
+answers ("hang"). Only the wire-format tests (what the app *sends*) use it; delivery,
+outages, queries and alerts are proven against the real Loki (tests/support/real.py).
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ PUSH_PATH = "/loki/api/v1/push"
 
 
 class FakeLoki:
-    """Records pushes. ``ready``: also answers ``GET /ready`` like a ready Loki. ``script`` is a list of (status, headers) answered to the first
-    POSTs in turn (then 204); ``hang`` reads a request and never answers until released."""
+    """Records pushes. ``script`` is a list of (status, headers) answered to the first POSTs in
+    turn (then 204); ``hang`` reads a request and never answers until released."""
 
-    def __init__(self, mode: str = "ok", script: list | None = None, ready: bool = False):
+    def __init__(self, mode: str = "ok", script: list | None = None):
         self.mode = mode
         self.script = list(script or [])
         self.pushes: list[dict] = []
@@ -51,14 +51,6 @@ class FakeLoki:
                     self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-
-            def do_GET(self):
-                # /ready like a ready Loki (only when asked for: ./stack up checks it)
-                code, body = (200, b"ready\n") if ready and self.path == "/ready" else (404, b"")
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass

@@ -13,6 +13,7 @@ query sees (stream labels apart from structured metadata).
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 import time
@@ -62,6 +63,11 @@ def start_real_stack(base: Path, **extra_env: str) -> RunningStack:
     return start_stack(base, **env)
 
 
+def loki_of(stack: RunningStack) -> "Loki":
+    """The query API of the Loki that ``stack`` runs."""
+    return Loki(f"http://127.0.0.1:{stack.env['LOKI_PORT']}")
+
+
 @dataclass
 class Entry:
     """One log entry as a Loki query returns it."""
@@ -73,6 +79,10 @@ class Entry:
 
     def json(self) -> dict:
         return json.loads(self.line)
+
+    def key(self) -> tuple:
+        """What makes two entries the same entry."""
+        return (self.ts_ns, self.line, tuple(sorted(self.labels.items())), tuple(sorted(self.metadata.items())))
 
 
 class Loki:
@@ -92,8 +102,11 @@ class Loki:
     def query_range(self, logql: str, since_s: float = 3600, limit: int = 5000,
                     direction: str = "forward") -> list[Entry]:
         now = time.time_ns()
+        return self._entries(logql, now - int(since_s * 1e9), now + int(60e9), limit, direction)
+
+    def _entries(self, logql: str, start_ns: int, end_ns: int, limit: int, direction: str) -> list[Entry]:
         data = self.get("/loki/api/v1/query_range", query=logql, limit=limit, direction=direction,
-                        start=now - int(since_s * 1e9), end=now + int(60e9))["data"]
+                        start=start_ns, end=end_ns)["data"]
         assert data["resultType"] == "streams", data["resultType"]
         entries = []
         for stream in data["result"]:
@@ -103,6 +116,73 @@ class Loki:
                                      extra.get("structuredMetadata", {}), extra.get("parsed", {})))
         entries.sort(key=lambda e: e.ts_ns)
         return entries
+
+    def query_all(self, logql: str, since_s: float = 3600, page: int = 5000) -> list[Entry]:
+        """Every entry of a log query, however many (Loki answers at most ``page`` a query).
+
+        Pages forward from the last timestamp of the page before; the entries at that
+        timestamp come again and are skipped once each, so an entry Loki stores twice is
+        still counted twice."""
+        now = time.time_ns()
+        start, end, out, again = now - int(since_s * 1e9), now + int(60e9), [], collections.Counter()
+        while True:
+            entries = self._entries(logql, start, end, page, "forward")
+            for e in entries:
+                if again[e.key()]:
+                    again[e.key()] -= 1
+                else:
+                    out.append(e)
+            if len(entries) < page:
+                return out
+            start = entries[-1].ts_ns
+            again = collections.Counter(e.key() for e in entries if e.ts_ns == start)
+            assert sum(again.values()) < page, f"more than {page} entries at one timestamp: {logql}"
+
+    def ids_by_layer(self, prefix: str, layers=("nginx", "uwsgi", "app"), since_s: float = 3600
+                     ) -> dict[str, collections.Counter]:
+        """{layer: how many entries carry each request id starting with ``prefix``}."""
+        return {layer: collections.Counter(
+                    e.metadata.get("request_id") for e in self.query_all(
+                        f'{{service_name="pc-builder", layer="{layer}"}} | request_id=~"{prefix}.*"',
+                        since_s=since_s))
+                for layer in layers}
+
+    def wait_for_ids(self, ids, prefix: str, layers=("nginx", "uwsgi", "app"), timeout: float = 90
+                     ) -> dict[str, collections.Counter]:
+        """``ids_by_layer`` once every id of ``ids`` is there at every layer."""
+        wanted, last = set(ids), {}
+
+        def complete():
+            last.update(self.ids_by_layer(prefix, layers))
+            return last if all(wanted <= set(last[layer]) for layer in layers) else None
+
+        try:
+            return wait_until(complete, timeout, f"{len(wanted)} request ids at {layers} in Loki", interval=1)
+        except AssertionError as exc:
+            missing = {layer: len(wanted - set(last.get(layer, ()))) for layer in layers}
+            raise AssertionError(f"{exc}; still missing per layer: {missing}") from None
+
+    def instant(self, logql: str, at_s: float | None = None) -> list[dict]:
+        """An instant metric query's series (``{"metric": {...}, "value": [t, "v"]}``)."""
+        data = self.get("/loki/api/v1/query", query=logql,
+                        time=f"{time.time() if at_s is None else at_s:.3f}")["data"]
+        assert data["resultType"] == "vector", data["resultType"]
+        return data["result"]
+
+    def answer(self, target, start_s: float, end_s: float, step_s: int = 15) -> list:
+        """A dashboard target's answer (tests/support/dashboards.py ``Target``), asked the
+        way Grafana asks: an instant query at ``end_s``, or a range query over the window."""
+        if target.query_type == "instant":
+            assert not target.is_log_query, f"{target.where}: Loki refuses instant log queries"
+            return self.instant(target.expr, at_s=end_s)
+        params = {"query": target.expr, "start": int(start_s * 1e9), "end": int(end_s * 1e9)}
+        if target.is_log_query:
+            params |= {"limit": target.panel.get("maxLines") or 1000, "direction": "backward"}
+        else:
+            params["step"] = f"{step_s}s"
+        data = self.get("/loki/api/v1/query_range", **params)["data"]
+        assert data["resultType"] == ("streams" if target.is_log_query else "matrix"), (target.where, data)
+        return data["result"]
 
     def metric(self, logql: str, since_s: float = 3600, step: str = "10s") -> list[dict]:
         """A metric query's series (``{"metric": {...}, "values": [[t, "v"], ...]}``)."""

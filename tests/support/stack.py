@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -103,6 +104,16 @@ class RunningStack:
     def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
         return wait_until(predicate, timeout, what, interval=0.1)
 
+    def supervisorctl(self, *args: str) -> None:
+        """Stop, start or restart one of the stack's programs (``stop loki``, ``start app1``)."""
+        ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.run_dir / "supervisord.conf")]
+        subprocess.run([*ctl, *args], check=True, capture_output=True, timeout=90)
+
+    def pid(self, name: str) -> int:
+        """The PID of the stack's program ``name`` (``loki``, ``app1``...), as ./stack status shows it."""
+        (pid,) = [p["pid"] for p in self.status()["processes"] if p["name"] == name]
+        return pid
+
     def pids(self) -> list[int]:
         pids = []
         for name in ["supervisord.pid", "nginx.pid"]:
@@ -111,6 +122,19 @@ class RunningStack:
             except (OSError, ValueError):
                 pass
         return pids
+
+
+def rotation_records(log_dir: Path, pattern: str) -> tuple[list[dict], list[str], int]:
+    """Every JSON line of a layer's current and rotated files (``pattern``, e.g.
+    ``uwsgi/*.log*``), the lines that are not JSON, and how many rotated files there are."""
+    found, other, files = [], [], sorted(log_dir.glob(pattern))
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                other.append(line)
+    return found, other, sum(1 for f in files if not f.name.endswith(".log"))
 
 
 def private_env(base: Path, **extra_env: str) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 ``FakeLoki`` is a wire-format stand-in (http.server in a thread on 127.0.0.1), not Loki:
 it records what is POSTed to /loki/api/v1/push, answers with scripted statuses, or
-accepts and never answers ("hang").
+accepts and never answers ("hang"). These tests are about what the app sends and how it
+retries; what the real Loki makes of it is proven in tests/real/.
 """
 from __future__ import annotations
 

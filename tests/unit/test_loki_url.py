@@ -1,7 +1,8 @@
 """LOKI_URL in both forms (issue 9): Loki's base URL and its push URL.
 
-The delivery tests push to ``FakeLoki``, an in-test HTTP server that records what arrives
-at ``/loki/api/v1/push``: a wire-format check, not Loki (none runs here).
+The push tests use ``FakeLoki``, an in-test HTTP server that records what arrives at
+``/loki/api/v1/push``: wire format only, not Loki. The real Loki given as a base URL
+receives every layer's lines in tests/real/test_delivery.py.
 """
 from __future__ import annotations
 

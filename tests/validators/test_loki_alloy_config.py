@@ -1,25 +1,41 @@
-"""Loki and Alloy configuration: parse, and key settings are present.
+"""Loki and Alloy configuration, checked by the real programs and for what the project means.
 
-There is no Loki or Alloy binary here, so:
-- loki.yaml is parsed as YAML after expanding ${VAR:-default} the way
-  `loki -config.expand-env=true` does;
-- config.alloy (compose, ./stack) and kubernetes.alloy (the Helm chart) are checked
-  with a small block parser (comments, strings and braces aware) -- enough to find
-  blocks, their bodies and references, not a full Alloy syntax check. Both use the
-  parsing stages of config.alloy's "pc-builder shared stages" block (a `declare`).
+The real binaries (marker ``real``, tests/support/real.py) check what they can:
+``loki -verify-config`` on both Loki configs; ``alloy fmt`` (syntax) and ``alloy validate``
+(every component's arguments) on both Alloy configs; ``alloy run`` of config.alloy until
+it is ready, and of kubernetes.alloy with the shared stages imported as the chart does,
+which resolves every reference and the module, and stops only where a real cluster is
+needed. What the configs must mean (retention, structured metadata, Drilldown, paths from
+the environment) is read from the files. That Alloy's stages give each line the right
+labels, metadata and timestamp is proven on delivered lines: tests/real/test_delivery.py.
 """
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import urllib.request
 
 import pytest
 import yaml
 
 from tests.support.config_text import ENV_REF, expand_env, shared_block
+from tests.support.env import free_port
+from tests.support.real import binary
 from tests.support.tools import REPO_ROOT
+from tests.support.waiting import wait_until
 
 LOKI_CONFIG = REPO_ROOT / "observability/loki/loki.yaml"
+LOKI_SCALABLE = REPO_ROOT / "observability/loki/loki-scalable.yaml"
 ALLOY_CONFIG = REPO_ROOT / "observability/alloy/config.alloy"
+K8S_CONFIG = REPO_ROOT / "observability/alloy/kubernetes.alloy"
+SHARED_BEGIN = "// >>> pc-builder shared stages"
+SHARED_END = "// <<< pc-builder shared stages"
+# what `./stack up` gives Loki (stackctl/render.py); the scalable config's S3 settings
+STACK_ENV = {"LOKI_DATA_DIR": "/tmp/loki", "LOKI_LISTEN_ADDR": "127.0.0.1", "LOKI_HTTP_PORT": "3100",
+             "LOKI_GRPC_PORT": "9096"}
+S3_ENV = {"LOKI_S3_BUCKET": "b", "LOKI_S3_ENDPOINT": "e", "LOKI_S3_ACCESS_KEY_ID": "k",
+          "LOKI_S3_SECRET_ACCESS_KEY": "s"}
 
 
 # ------------------------------------------------------------------- Loki
@@ -84,245 +100,155 @@ def test_duration_parser_rejects_garbage():
         _duration_hours("${LOKI_RETENTION:-168h}")
 
 
+@pytest.mark.parametrize("path", [LOKI_CONFIG, LOKI_SCALABLE], ids=["single", "scalable"])
+def test_logs_drilldown_is_on(path):
+    """Grafana's Logs Drilldown: volume, detected levels, patterns (tests/real/test_drilldown.py)."""
+    cfg = yaml.safe_load(expand_env(path.read_text(), S3_ENV))
+    limits = cfg["limits_config"]
+    assert limits["volume_enabled"] is True and limits["discover_log_levels"] is True
+    assert limits["pattern_ingester_tokenizable_json_fields_append"] == "sql,error"
+    assert cfg["pattern_ingester"]["enabled"] is True
+
+
+def run_loki(path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([binary("loki"), f"-config.file={path}", "-config.expand-env=true", *args],
+                          env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("path,env,target", [
+    (LOKI_CONFIG, {}, "all"),                      # compose: the defaults in the file
+    (LOKI_CONFIG, STACK_ENV, "all"),               # ./stack
+    (LOKI_SCALABLE, S3_ENV, "write"),              # Kubernetes: each simple-scalable target
+    (LOKI_SCALABLE, S3_ENV, "read"),
+    (LOKI_SCALABLE, S3_ENV, "backend"),
+], ids=["compose", "stack", "scalable-write", "scalable-read", "scalable-backend"])
+def test_loki_verifies_its_config(path, env, target):
+    result = run_loki(path, env, f"-target={target}", "-verify-config")
+    assert result.returncode == 0 and "config is valid" in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.real
+def test_loki_verify_config_catches_a_misspelt_setting(tmp_path):
+    """Negative control: what -verify-config finds."""
+    broken = tmp_path / "loki.yaml"
+    broken.write_text(LOKI_CONFIG.read_text().replace("volume_enabled:", "volume_enabeld:"))
+    result = run_loki(broken, {}, "-verify-config")
+    assert result.returncode != 0 and "volume_enabeld" in result.stderr, result.stderr[-2000:]
+
+
 # ------------------------------------------------------------------ Alloy
 
 
-def strip_comments(src: str) -> str:
-    """Remove // and /* */ comments outside string literals, keeping offsets' lines."""
-    out, i, n = [], 0, len(src)
-    while i < n:
-        c = src[i]
-        if c == '"' or c == "`":
-            j = i + 1
-            while j < n and src[j] != c:
-                j += 2 if (c == '"' and src[j] == "\\") else 1
-            out.append(src[i : j + 1])
-            i = j + 1
-        elif src.startswith("//", i):
-            j = src.find("\n", i)
-            i = n if j < 0 else j
-        elif src.startswith("/*", i):
-            j = src.find("*/", i + 2)
-            assert j >= 0, "unterminated block comment"
-            out.append("\n" * src.count("\n", i, j))
-            i = j + 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+def alloy_env(home, **extra: str) -> dict[str, str]:
+    """Alloy's environment: ``home`` as its HOME, where it may keep caches (not the project)."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), **extra}
 
 
-def bracket_depths(src: str, start: int = 0):
-    """Yield (offset, depth after it) for every bracket outside string literals."""
-    depth, i = 0, start
-    while i < len(src):
-        c = src[i]
-        if c == '"':
-            i += 1
-            while src[i] != '"':
-                i += 2 if src[i] == "\\" else 1
-        elif c in "{[(":
-            depth += 1
-            yield i, depth
-        elif c in "}])":
-            depth -= 1
-            yield i, depth
-        i += 1
+def alloy(home, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([binary("alloy"), *args], env=alloy_env(home, **(env or {})), cwd=home,
+                          capture_output=True, text=True, timeout=timeout)
 
 
-def matching_brace(src: str, open_at: int) -> int:
-    for i, depth in bracket_depths(src, open_at):
-        if depth == 0:
-            return i
-    raise AssertionError(f"unbalanced brace opened at offset {open_at}")
-
-
-_BLOCK = re.compile(r'(?m)^\s*([a-z_][\w.]*)\s*(?:"([^"]*)")?\s*\{')
-
-
-def blocks(src: str, depth_limit: int = 0) -> list[tuple[str, str | None, str]]:
-    """Top-level blocks (name, label, body) of an Alloy source without comments."""
-    found, pos = [], 0
-    while True:
-        m = _BLOCK.search(src, pos)
-        if not m:
-            return found
-        end = matching_brace(src, m.end() - 1)
-        found.append((m.group(1), m.group(2), src[m.end() : end]))
-        pos = end + 1
-
-
-def inner_blocks(body: str, name: str) -> list[str]:
-    return [b for n, _, b in blocks(body) if n == name]
-
-
-def map_keys(body: str, attr: str) -> set[str]:
-    m = re.search(rf"\b{attr}\s*=\s*\{{", body)
-    assert m, f"no `{attr} = {{...}}` in block"
-    inner = body[m.end() : matching_brace(body, m.end() - 1)]
-    return set(re.findall(r'(?m)^\s*"?([\w.]+)"?\s*=', inner))
-
-
-SHARED_BEGIN = "// >>> pc-builder shared stages"
-SHARED_END = "// <<< pc-builder shared stages"
-K8S_CONFIG = REPO_ROOT / "observability/alloy/kubernetes.alloy"
-
-
-def all_blocks(src: str, scope: tuple = ()) -> list[tuple[tuple, str, str | None, str]]:
-    """Every block at any depth: (enclosing block names, name, label, body)."""
-    found = []
-    for name, label, body in blocks(src):
-        found.append((scope, name, label, body))
-        found += all_blocks(body, (*scope, name))
-    return found
-
-
-@pytest.fixture(scope="module")
-def alloy_src() -> str:
-    return strip_comments(ALLOY_CONFIG.read_text())
-
-
-@pytest.fixture(scope="module")
-def alloy_blocks(alloy_src):
-    return blocks(alloy_src)
-
-
-@pytest.fixture(scope="module")
-def shared_src() -> str:
-    return strip_comments(shared_block(ALLOY_CONFIG.read_text()))
-
-
-@pytest.fixture(scope="module")
-def k8s_src() -> str:
-    return strip_comments(K8S_CONFIG.read_text())
-
-
+@pytest.mark.real
 @pytest.mark.parametrize("path", [ALLOY_CONFIG, K8S_CONFIG], ids=["compose", "kubernetes"])
-def test_alloy_braces_balanced(path):
-    depth = 0
-    for i, depth in bracket_depths(strip_comments(path.read_text())):
-        assert depth >= 0, f"unbalanced closing bracket at offset {i}"
-    assert depth == 0
+def test_alloy_parses_and_validates_the_config(path, tmp_path):
+    formatted = alloy(tmp_path, "fmt", str(path))
+    assert formatted.returncode == 0, formatted.stderr
+    validated = alloy(tmp_path, "validate", str(path))
+    assert validated.returncode == 0, validated.stderr
 
 
-_REF = re.compile(r"\b((?:local\.file_match|loki\.process|loki\.write|loki\.source\.file|discovery\.kubernetes"
-                  r"|discovery\.relabel)|(?:pcbuilder\.)?pcbuilder_layers)\.(\w+)\.(targets|receiver|output)\b")
+@pytest.mark.real
+def test_alloy_fmt_and_validate_catch_mistakes(tmp_path):
+    """Negative controls: a brace too many, a misspelt argument."""
+    braces = tmp_path / "braces.alloy"
+    braces.write_text(ALLOY_CONFIG.read_text() + "\n}\n")
+    assert alloy(tmp_path, "fmt", str(braces)).returncode != 0
+    misspelt = tmp_path / "misspelt.alloy"
+    misspelt.write_text(ALLOY_CONFIG.read_text().replace("sync_period", "sync_periode", 1))
+    result = alloy(tmp_path, "validate", str(misspelt))
+    assert result.returncode != 0 and "sync_periode" in result.stderr, result.stderr
 
 
-def _check_references(src: str, defined: set[tuple[str, str]]) -> None:
-    refs = _REF.findall(src)
-    assert refs
-    for comp, label, _ in refs:
-        assert (comp, label) in defined, f"reference to undefined component {comp} \"{label}\""
-    for comp, label in defined:  # every component's output is consumed (no dangling pipeline)
-        if comp not in {"loki.write", "loki.source.file", "declare", "import.file", "logging"}:
-            assert re.search(rf"\b{re.escape(comp)}\.{label}\.(targets|receiver|output)\b", src), f"{comp} {label} unused"
+@pytest.mark.real
+def test_alloy_runs_the_compose_config_until_ready(tmp_path):
+    """What compose and ./stack run: every component built, every reference found, ready."""
+    port = free_port()
+    (tmp_path / "log").mkdir()
+    proc = subprocess.Popen([binary("alloy"), "run", f"--server.http.listen-addr=127.0.0.1:{port}",
+                             "--disable-reporting", f"--storage.path={tmp_path / 'data'}", str(ALLOY_CONFIG)],
+                            env=alloy_env(tmp_path, LOG_DIR=str(tmp_path / "log"),
+                                          LOKI_URL=f"http://127.0.0.1:{free_port()}/loki/api/v1/push"),
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def ready():
+            if proc.poll() is not None:
+                raise AssertionError(f"alloy exited: {proc.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        wait_until(ready, 60, "Alloy's /-/ready", interval=0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-def test_alloy_components_and_references(alloy_src, shared_src):
-    top = {(n, l) for n, l, _ in blocks(alloy_src)}
-    assert {"local.file_match", "loki.source.file", "loki.process", "loki.write", "declare",
-            "pcbuilder_layers"} <= {n for n, _ in top}
-    _check_references(alloy_src.replace(shared_src, ""), top)
-    (declare_body,) = [b for n, l, b in blocks(shared_src) if (n, l) == ("declare", "pcbuilder_layers")]
-    inner = {(n, l) for n, l, _ in blocks(declare_body)}
-    assert ("loki.process", "layers") in inner
-    assert re.search(r'export "receiver"\s*\{\s*value\s*=\s*loki\.process\.layers\.receiver', declare_body)
-    assert "forward_to = argument.forward_to.value" in declare_body
+def run_kubernetes_config(tmp_path, module: str) -> list[str]:
+    """``alloy run`` of kubernetes.alloy with ``module`` as the chart's pcbuilder.alloy: it
+    stops at its first evaluation (no cluster here). Its error lines."""
+    (tmp_path / "pcbuilder.alloy").write_text(module)
+    result = alloy(tmp_path, "run", f"--server.http.listen-addr=127.0.0.1:{free_port()}", "--disable-reporting",
+                   f"--storage.path={tmp_path / 'data'}", str(K8S_CONFIG),
+                   env={"PCBUILDER_ALLOY_MODULE": str(tmp_path / "pcbuilder.alloy")})
+    assert result.returncode != 0
+    return [line for line in result.stderr.splitlines() if "level=error" in line or line.startswith("Error:")
+            if "could not perform the initial load successfully" not in line]  # the summary
 
 
-def test_kubernetes_components_and_references(k8s_src):
-    top = {(n, l) for n, l, _ in blocks(k8s_src)}
-    assert ("import.file", "pcbuilder") in top and ("pcbuilder.pcbuilder_layers", "pods") in top
-    defined = top | {("pcbuilder.pcbuilder_layers", "pods")}
-    _check_references(k8s_src, defined)
-    assert re.search(r'forward_to\s*=\s*\[pcbuilder\.pcbuilder_layers\.pods\.receiver\]', k8s_src)
-    assert "stage.cri" in k8s_src
+@pytest.mark.real
+def test_alloy_runs_the_kubernetes_config_up_to_the_cluster(tmp_path):
+    """Every reference resolves and the shared stages import as a module and take the
+    config's arguments: the one error is that no Kubernetes API is here."""
+    errors = run_kubernetes_config(tmp_path, shared_block(ALLOY_CONFIG.read_text()))
+    assert errors and all("unable to load in-cluster configuration" in line for line in errors), errors
 
 
-def test_shared_block_holds_only_declare_blocks(shared_src):
-    """Alloy imports a module only if its top level is declare blocks."""
-    assert [n for n, _, _ in blocks(shared_src)] == ["declare"]
+@pytest.mark.real
+def test_the_kubernetes_run_would_see_a_broken_module(tmp_path):
+    """Negative control: a module Alloy cannot import is reported by the same run."""
+    module = shared_block(ALLOY_CONFIG.read_text()) + '\nloki.echo "stray" {}\n'
+    errors = run_kubernetes_config(tmp_path, module)
+    assert any("only declare and import blocks are allowed in a module" in line for line in errors), errors
 
 
-def test_alloy_paths_and_urls_from_env(alloy_src, alloy_blocks):
-    assert 'coalesce(sys.env("LOG_DIR"), "/var/log/stack")' in alloy_src
-    assert 'coalesce(sys.env("LOKI_URL"), "http://loki:3100/loki/api/v1/push")' in alloy_src
-    assert 'coalesce(sys.env("STACK_ENV"), "local")' in alloy_src
-    globs = re.findall(r'"__path__"\s*=\s*string\.format\("%s(/[^"]+)"', alloy_src)
+def test_alloy_paths_and_urls_from_env():
+    src = ALLOY_CONFIG.read_text()
+    assert 'coalesce(sys.env("LOG_DIR"), "/var/log/stack")' in src
+    assert 'coalesce(sys.env("STACK_ENV"), "local")' in src
+    # not the app's files: the app ships its own lines, tailing them too would duplicate them
+    globs = re.findall(r'"__path__"\s*=\s*string\.format\("%s(/[^"]+)"', src)
     assert sorted(globs) == ["/browser/*.log", "/nginx/access.log", "/uwsgi/*.log"], globs
-    assert not re.search(r'"/var/log/stack/', alloy_src), "hard-coded log path (must come from LOG_DIR)"
-    writes = [b for n, _, b in alloy_blocks if n == "loki.write"]
-    assert writes and all("sys.env(\"LOKI_URL\")" in b for b in writes)
+    assert not re.search(r'"/var/log/stack/', src), "hard-coded log path (must come from LOG_DIR)"
+    urls = re.findall(r"\burl\s*=\s*(.+)", src)
+    assert urls == ['coalesce(sys.env("LOKI_URL"), "http://loki:3100/loki/api/v1/push")'], urls
 
 
-def _stages(src: str, stage: str) -> list[tuple[tuple, str]]:
-    """(enclosing names, body) of every `stage` block, at any depth."""
-    return [(scope, body) for scope, n, _, body in all_blocks(src) if n == stage]
-
-
-def test_alloy_timestamps(shared_src):
-    """Per layer, routed by the layer label (files in compose, containers in Kubernetes)."""
-    stamps = {}
-    for scope, name, _, body in all_blocks(shared_src):
-        if name != "stage.match":
-            continue
-        layer = re.search(r'selector\s*=\s*"\{layer=\\"(\w+)\\"\}"', body).group(1)
-        for ts in inner_blocks(body, "stage.timestamp"):
-            src = re.search(r'source\s*=\s*"(\w+)"', ts).group(1)
-            fmt = re.search(r'format\s*=\s*"(\w+)"', ts).group(1)
-            stamps[(layer, src)] = fmt
-    assert stamps == {("nginx", "msec"): "Unix", ("uwsgi", "start_us"): "UnixUs", ("uwsgi", "time_us"): "UnixUs",
-                      ("browser", "time"): "RFC3339Nano", ("app", "time"): "RFC3339Nano"}
-    assert not [s for s, _ in _stages(shared_src, "stage.timestamp") if "stage.match" not in s]
-
-
-def _keys(src: str, stage: str, attr: str = "values") -> set[str]:
-    keys: set[str] = set()
-    for _, body in _stages(src, stage):
-        keys |= map_keys(body, attr)
-    return keys
-
-
-def test_alloy_labels_low_cardinality(alloy_src, k8s_src):
-    labels = _keys(alloy_src, "stage.labels") | _keys(alloy_src, "stage.static_labels")
-    assert labels == {"service_name", "layer", "instance", "env"}, labels
-    # Kubernetes adds no label of its own: container and pod only set defaults of the same two
-    targets = set(re.findall(r'target_label\s*=\s*"(\w+)"', k8s_src))
-    assert targets == {"__path__", "instance", "layer"}, targets
-    assert not _keys(k8s_src, "stage.labels") and not _keys(k8s_src, "stage.static_labels")
-    drops = [b for _, b in _stages(k8s_src, "stage.label_drop")]
-    assert drops and '"stream"' in drops[0]
-
-
-def test_alloy_request_id_is_structured_metadata(shared_src):
-    sm = _keys(shared_src, "stage.structured_metadata")
-    assert sm == {"request_id", "method", "status", "path"}, sm
-    extracted = _keys(shared_src, "stage.json", "expressions")
-    assert {"request_id", "layer", "instance", "msec", "start_us", "time_us", "time", "path"} <= extracted
-    # `path` only for the app's lines, as the app's own shipper sends it (compose unchanged)
-    for scope, body in _stages(shared_src, "stage.structured_metadata"):
-        if "path" in map_keys(body, "values"):
-            assert "stage.match" in scope
+def test_kubernetes_adds_no_label_of_its_own():
+    """Container and pod only set defaults of `layer` and `instance`; the stream is dropped."""
+    src = K8S_CONFIG.read_text()
+    assert set(re.findall(r'target_label\s*=\s*"(\w+)"', src)) == {"__path__", "instance", "layer"}
+    assert not re.search(r"stage\.(static_)?labels\b", src)
+    assert re.search(r'stage\.label_drop\s*\{\s*values\s*=\s*\["stream"\]', src)
 
 
 def test_the_chart_ships_the_same_shared_block():
     text = (REPO_ROOT / "deploy/helm/pc-builder/templates/_helpers.tpl").read_text()
     assert SHARED_BEGIN in text and SHARED_END in text
-
-
-def test_alloy_does_not_tail_app_logs(alloy_src):
-    # the app ships its own logs to Loki; tailing ${LOG_DIR}/app too would duplicate them
-    assert "/app/" not in alloy_src
-
-
-def test_alloy_parser_negative_control():
-    """The checks above must be able to see request_id used as a label."""
-    bad = strip_comments(
-        'loki.process "x" {\n  forward_to = []\n  // stage.labels { values = { fake = "" } }\n'
-        '  stage.labels {\n    values = {\n      request_id = "",\n      layer = "",\n    }\n  }\n}\n'
-    )
-    keys = _keys(bad, "stage.labels")
-    assert keys == {"request_id", "layer"}
-    with pytest.raises(AssertionError):
-        blocks('loki.write "x" {\n  endpoint {\n    url = "a"\n}\n')
