@@ -24,7 +24,7 @@ from pcbuilder.loki_url import query_base, redacted
 from . import k8s, leftovers, logfiles, logview, render, settings, tools
 from .console import StackError, say, warn
 from .settings import Settings, SettingsError
-from .supervisor_client import processes, proxy, supervisord_pid
+from .supervisor_client import POLL_SECONDS, processes, proxy, stop_programs, supervisord_pid
 
 READY_PATH = "/pc-builder-app/readyz"
 
@@ -218,9 +218,10 @@ def start(s: Settings) -> None:
                             capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise StackError("supervisord did not start:\n" + (result.stderr or result.stdout))
-    deadline = time.monotonic() + s.start_timeout
+    started = time.monotonic()
+    deadline = started + s.start_timeout
     url = s.base_url + READY_PATH
-    waited = 0
+    reported = 0
     while time.monotonic() < deadline:
         try:
             programs = processes(s.run_dir) if (s.run_dir / "supervisor.sock").exists() else []
@@ -239,10 +240,11 @@ def start(s: Settings) -> None:
         if all_running and _get(url) == 200 and (not s.runs_loki or _loki_ready(s)):
             say(f"ready: {s.base_url}/pc-builder-app/main")
             return
-        time.sleep(0.5)
-        waited += 1
-        if waited % 4 == 0:
-            say(f"waiting for {url} ({waited // 2}s)")
+        time.sleep(POLL_SECONDS)
+        waited = int(time.monotonic() - started)
+        if waited >= reported + 2:
+            reported = waited
+            say(f"waiting for {url} ({waited}s)")
     stop(s, quiet=True)
     raise StackError(f"{url} did not answer 200 within {s.start_timeout}s; see {s.run_dir}/*.err"
                      f" and {s.log_dir}")
@@ -274,19 +276,18 @@ def stop(s: Settings, quiet: bool = False) -> bool:
         return False
     if not quiet:
         say("stopping (in-flight requests finish first)...")
-    try:
-        proxy(s.run_dir).shutdown()
-    except OSError:
-        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
+    try:
+        stop_programs(s.run_dir, timeout=55)
+        proxy(s.run_dir).shutdown()
+    except (OSError, xmlrpc.client.Error):  # supervisord is going anyway, or not answering
+        os.kill(pid, signal.SIGTERM)
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if not leftovers.alive(pid):  # gone, or a zombie its parent has not reaped yet
             if not quiet:
                 say("stopped")
             return True
-        time.sleep(0.2)
+        time.sleep(POLL_SECONDS)
     raise StackError(f"supervisord (pid {pid}) did not exit within 60s")
 
 
