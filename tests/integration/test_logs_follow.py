@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.stack import ROOT, STACK
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reads_stack]
 
 
 class Follower:

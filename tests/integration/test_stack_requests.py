@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reads_stack]
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
 

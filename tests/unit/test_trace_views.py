@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -81,19 +82,29 @@ def test_ascii_when_the_output_cannot_carry_blocks():
     assert not unicode.isascii() and "█" in unicode
 
 
-def test_the_command_draws_ascii_for_an_ascii_terminal(tmp_path):
+@pytest.fixture
+def log_dir():
+    """A folder with a short path: the trace names LOG_DIR in a line, and a path is never
+    broken, so pytest's own (longer under xdist) would decide the width checked below."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="trace-") as path:
+        yield Path(path)
+
+
+def test_the_command_draws_ascii_for_an_ascii_terminal(log_dir):
     """A real ./stack trace process whose stdout is ASCII (PYTHONIOENCODING), COLUMNS=72."""
     import json
 
     for layer in ("nginx", "uwsgi", "app", "browser"):
-        (tmp_path / layer).mkdir()
+        (log_dir / layer).mkdir()
     lines = recorded()
-    (tmp_path / "nginx" / "access.log").write_text("".join(json.dumps(r) + "\n" for r in lines if r["layer"] == "nginx"))
-    (tmp_path / "uwsgi" / "app1.log").write_text("".join(json.dumps(r) + "\n" for r in lines if r["layer"] == "uwsgi"))
-    (tmp_path / "app" / "app1.log").write_text("".join(json.dumps(r) + "\n" for r in lines if r["layer"] == "app"))
-    (tmp_path / "browser" / "app2.log").write_text("".join(json.dumps(r) + "\n" for r in lines if r["layer"] == "browser"))
+    (log_dir / "nginx" / "access.log").write_text("".join(json.dumps(r) + "\n" for r in lines if r["layer"] == "nginx"))
+    (log_dir / "uwsgi" / "app1.log").write_text("".join(json.dumps(r) + "\n" for r in lines if r["layer"] == "uwsgi"))
+    (log_dir / "app" / "app1.log").write_text("".join(json.dumps(r) + "\n" for r in lines if r["layer"] == "app"))
+    (log_dir / "browser" / "app2.log").write_text("".join(json.dumps(r) + "\n" for r in lines if r["layer"] == "browser"))
     env = {k: v for k, v in os.environ.items() if k not in ("LOKI_URL",)}
-    env.update(LOG_DIR=str(tmp_path), RUN_DIR=str(tmp_path / "run"), COLUMNS="72", PYTHONIOENCODING="ascii",
+    env.update(LOG_DIR=str(log_dir), RUN_DIR=str(log_dir / "run"), COLUMNS="72", PYTHONIOENCODING="ascii",
                LOKI_BIN="off", ALLOY_BIN="off")
     for argv in ([RID], [RID, "--ascii"]):
         out = subprocess.run([sys.executable, "-m", "stackctl", "trace", *argv], env=env, cwd=REPO_ROOT,
