@@ -129,7 +129,11 @@ def rotation_records(log_dir: Path, pattern: str) -> tuple[list[dict], list[str]
     ``uwsgi/*.log*``), the lines that are not JSON, and how many rotated files there are."""
     found, other, files = [], [], sorted(log_dir.glob(pattern))
     for path in files:
-        for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:  # renamed between the glob and the read: the next poll sees it
+            continue
+        for line in text.splitlines():
             try:
                 found.append(json.loads(line))
             except ValueError:
