@@ -119,7 +119,11 @@ class Stack:
         are not JSON, and how many rotated files there are."""
         found, other, files = [], [], sorted(self.volume("logs").glob(pattern))
         for path in files:
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:  # renamed between the glob and the read: the next poll sees it
+                continue
+            for line in text.splitlines():
                 try:
                     found.append(json.loads(line))
                 except ValueError:
