@@ -19,8 +19,9 @@ from tests.support.tools import REPO_ROOT, require_tool
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 LOKI_PORT_OVERRIDE = REPO_ROOT / "docker-compose.loki-port.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
-EXPECTED_SERVICES = {"nginx", "app", "loki", "alloy", "grafana"}
-EXPECTED_VOLUMES = {"logs", "app-data", "loki-data", "alloy-data", "grafana-data"}
+EXPECTED_SERVICES = {"nginx", "app", "loki", "alloy", "grafana", "prometheus", "alertmanager"}
+EXPECTED_VOLUMES = {"logs", "app-data", "loki-data", "alloy-data", "grafana-data", "prometheus-data",
+                    "alertmanager-data"}
 PASSWORD = "validator-test-password"
 
 
@@ -116,7 +117,7 @@ def test_services(config):
 
 def test_published_ports(config):
     services = config["services"]
-    for name in ("loki", "app", "alloy"):
+    for name in ("loki", "app", "alloy", "prometheus", "alertmanager"):
         assert not services[name].get("ports"), f"{name} must not publish ports to the host"
 
     def published(name):
@@ -141,6 +142,8 @@ def test_healthcheck_targets(config):
     assert "/ready" in " ".join(s["loki"]["healthcheck"]["test"])
     assert "/-/ready" in " ".join(s["alloy"]["healthcheck"]["test"])
     assert "/api/health" in " ".join(s["grafana"]["healthcheck"]["test"])
+    assert "9090/-/ready" in " ".join(s["prometheus"]["healthcheck"]["test"])
+    assert "9093/-/ready" in " ".join(s["alertmanager"]["healthcheck"]["test"])
 
 
 _PINNED = re.compile(r"^[\w.\-/]+:(?!latest$)v?\d+\.\d+(\.\d+)?[\w.\-]*$")
@@ -192,6 +195,8 @@ def test_named_volumes(config):
         ("alloy", "/var/log/stack"): "logs",
         ("alloy", "/var/lib/alloy/data"): "alloy-data",
         ("grafana", "/var/lib/grafana"): "grafana-data",
+        ("prometheus", "/prometheus"): "prometheus-data",
+        ("alertmanager", "/alertmanager"): "alertmanager-data",
     }
     for (svc, target), source in expect.items():
         m = _mounts(s[svc]).get(target)
@@ -294,6 +299,8 @@ def test_dependencies(config):
     assert cond("nginx", "app") == "service_healthy"
     assert cond("alloy", "loki") == "service_healthy"
     assert cond("grafana", "loki") == "service_healthy"
+    assert cond("grafana", "prometheus") == "service_healthy"
+    assert cond("grafana", "alertmanager") == "service_healthy"
 
 
 def test_alloy_command(config):
@@ -310,6 +317,45 @@ def test_loki_command(config):
     assert "-config.expand-env=true" in loki["command"]
     assert "-config.file=/etc/loki/loki.yaml" in loki["command"]
     assert _mounts(loki)["/etc/loki/loki.yaml"]["source"].endswith("observability/loki/loki.yaml")
+
+
+def test_loki_runs_its_ruler_on_the_project_rules(config):
+    """One set of rule files: the folder ./stack and the chart read, per tenant as Loki's
+    local rule storage expects it, and the ruler pointed at compose's Prometheus and
+    Alertmanager."""
+    loki = config["services"]["loki"]
+    env = loki["environment"]
+    rules = _mounts(loki)[env["LOKI_RULES_DIR"]]
+    assert rules["source"] == str(REPO_ROOT / "observability/loki/rules") and rules.get("read_only") is True
+    assert sorted(p.name for p in (REPO_ROOT / "observability/loki/rules").iterdir() if p.is_dir()) == ["fake"]
+    assert env["LOKI_REMOTE_WRITE_URL"] == "http://prometheus:9090/api/v1/write"
+    assert env["LOKI_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+    config_text = (REPO_ROOT / "observability/loki/loki.yaml").read_text()
+    for var in ("LOKI_RULES_DIR", "LOKI_REMOTE_WRITE_URL", "LOKI_ALERTMANAGER_URL"):
+        assert "${" + var in config_text, f"observability/loki/loki.yaml does not read {var}"
+
+
+def test_prometheus_receives_remote_write_and_reads_the_project_files(config):
+    prometheus = config["services"]["prometheus"]
+    cmd = prometheus["command"]
+    assert "--web.enable-remote-write-receiver" in cmd
+    assert "--config.file=/etc/prometheus/prometheus.yml" in cmd
+    assert "--storage.tsdb.path=/prometheus" in cmd
+    # the SLOs look 30 days back: the data must be kept at least that long
+    retention = next(a.split("=", 1)[1] for a in cmd if a.startswith("--storage.tsdb.retention.time="))
+    assert retention.endswith("d") and int(retention[:-1]) >= 30, retention
+    mounts = _mounts(prometheus)
+    assert mounts["/etc/prometheus/prometheus.yml"]["source"] == str(REPO_ROOT / "observability/prometheus/prometheus.yml")
+    assert mounts["/etc/prometheus/rules"]["source"] == str(REPO_ROOT / "observability/prometheus/rules")
+    assert all(mounts[t].get("read_only") for t in ("/etc/prometheus/prometheus.yml", "/etc/prometheus/rules"))
+
+
+def test_alertmanager_reads_the_project_config(config):
+    alertmanager = config["services"]["alertmanager"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    assert "--storage.path=/alertmanager" in alertmanager["command"]
+    mount = _mounts(alertmanager)["/etc/alertmanager/alertmanager.yml"]
+    assert mount["source"] == str(REPO_ROOT / "observability/alertmanager/alertmanager.yml") and mount["read_only"]
 
 
 def test_grafana_security(config):
@@ -388,7 +434,7 @@ def test_stop_signals_and_grace_periods(config):
     compose containers no grace period unless the file sets one)."""
     s = config["services"]
     want = {"nginx": ("SIGQUIT", "40s"), "app": ("SIGTERM", "40s"), "loki": ("SIGTERM", "30s"),
-            "alloy": ("SIGTERM", "30s")}
+            "alloy": ("SIGTERM", "30s"), "prometheus": ("SIGTERM", "30s"), "alertmanager": ("SIGTERM", "30s")}
     for name, (signal_name, grace) in want.items():
         assert (s[name].get("stop_signal"), s[name].get("stop_grace_period")) == (signal_name, grace), name
 
