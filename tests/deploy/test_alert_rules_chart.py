@@ -11,11 +11,13 @@ import pytest
 import yaml
 
 from stackctl import k8s
+from stackctl.render import UNUSED_WEBHOOK, substitute
 from tests.support.chart import by_kind, render
 from tests.support.tools import REPO_ROOT, require_tool
 
 LOKI_RULES = REPO_ROOT / "observability/loki/rules"
-PROMETHEUS_RULES = sorted((REPO_ROOT / "observability/prometheus/rules").glob("*.yaml"))
+PROMETHEUS_RULES = sorted((REPO_ROOT / "observability/prometheus/rules").glob("*.yaml.template"))
+CHART_SETTINGS = yaml.safe_load((k8s.CHART / "values.yaml").read_text())["prometheusRules"]["settings"]
 CRD = ["--api-versions", "monitoring.coreos.com/v1/PrometheusRule"]
 
 
@@ -75,12 +77,30 @@ def test_prometheus_rules_are_not_rendered_where_the_operator_is_not_installed(d
 def test_prometheus_rules_hold_every_group_of_every_file(extra):
     docs = render(extra=[*extra, "--set", "prometheusRules.labels.release=kube-prometheus-stack"])
     rules = {d["metadata"]["name"]: d for d in by_kind(docs, "PrometheusRule")}
-    assert sorted(rules) == sorted(f"pc-builder-{f.stem}" for f in PROMETHEUS_RULES)
-    for f in PROMETHEUS_RULES:
-        doc = rules[f"pc-builder-{f.stem}"]
+    names = {f"pc-builder-{f.name.removesuffix('.yaml.template')}": f for f in PROMETHEUS_RULES}
+    assert sorted(rules) == sorted(names)
+    for name, f in names.items():
+        doc = rules[name]
         assert doc["apiVersion"] == "monitoring.coreos.com/v1"
         assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-        assert doc["spec"] == {"groups": yaml.safe_load(f.read_text())["groups"]}  # unchanged, templates too
+        # the template filled as ./stack fills it, with the chart's settings; alert templates
+        # ({{ $value }}) left for Prometheus
+        want = yaml.safe_load(substitute(f.read_text(), {k: str(v) for k, v in CHART_SETTINGS.items()}))
+        assert doc["spec"] == {"groups": want["groups"]}
+    rendered = [g["name"] for d in rules.values() for g in d["spec"]["groups"]]
+    assert sorted(rendered) == sorted(groups(PROMETHEUS_RULES))
+
+
+def test_the_chart_settings_reach_the_rules():
+    docs = render(extra=["--set", "prometheusRules.enabled=true", "--set", "prometheusRules.settings.ALERT_FOR=7m"])
+    fors = {r.get("for") for d in by_kind(docs, "PrometheusRule") for g in d["spec"]["groups"] for r in g["rules"]}
+    assert "7m" in fors and "5m" not in fors
+
+
+def test_a_rule_setting_without_a_value_fails_the_render_naming_it():
+    require_tool("helm")
+    with pytest.raises(k8s.RenderError, match=r"needs prometheusRules.settings for \$\{ALERT_FOR\}"):
+        render(extra=["--set", "prometheusRules.enabled=true", "--set", "prometheusRules.settings.ALERT_FOR=null"])
 
 
 def test_prometheus_rules_pass_helm_lint():
@@ -95,11 +115,18 @@ def test_a_wrong_prometheus_rules_toggle_is_refused():
         render(extra=["--set", "prometheusRules.enabled=maybe"])
 
 
-def test_alertmanager_values_are_compose_config_on_the_pinned_image():
-    values = k8s.alertmanager_values()
+@pytest.mark.parametrize("webhook,receiver", [("", "keep"), ("https://hooks.example.com/x", "webhook")])
+def test_alertmanager_values_are_compose_config_on_the_pinned_image(webhook, receiver):
+    values = k8s.alertmanager_values(webhook)
     config = dict(values["config"])
     assert config.pop("enabled") is True
-    assert config == yaml.safe_load(k8s.ALERTMANAGER_CONFIG.read_text())
+    template = yaml.safe_load(k8s.ALERTMANAGER_TEMPLATE.read_text())
+    assert config["route"].pop("receiver") == receiver
+    template["route"].pop("receiver")
+    hook = next(r for r in config["receivers"] if r["name"] == "webhook")["webhook_configs"][0]
+    assert hook.pop("url") == (webhook or UNUSED_WEBHOOK)
+    next(r for r in template["receivers"] if r["name"] == "webhook")["webhook_configs"][0].pop("url")
+    assert config == template  # routes, grouping, inhibitions: the file's
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]["alertmanager"]["image"]
     assert f"{values['image']['repository']}:{values['image']['tag']}" == compose
 

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.env import clean_env
 from tests.support.tools import REPO_ROOT, require_tool
@@ -339,23 +340,63 @@ def test_prometheus_receives_remote_write_and_reads_the_project_files(config):
     prometheus = config["services"]["prometheus"]
     cmd = prometheus["command"]
     assert "--web.enable-remote-write-receiver" in cmd
-    assert "--config.file=/etc/prometheus/prometheus.yml" in cmd
+    assert "--config.file=/etc/prometheus/rendered/prometheus.yml" in cmd
     assert "--storage.tsdb.path=/prometheus" in cmd
     # the SLOs look 30 days back: the data must be kept at least that long
     retention = next(a.split("=", 1)[1] for a in cmd if a.startswith("--storage.tsdb.retention.time="))
     assert retention.endswith("d") and int(retention[:-1]) >= 30, retention
     mounts = _mounts(prometheus)
-    assert mounts["/etc/prometheus/prometheus.yml"]["source"] == str(REPO_ROOT / "observability/prometheus/prometheus.yml")
-    assert mounts["/etc/prometheus/rules"]["source"] == str(REPO_ROOT / "observability/prometheus/rules")
-    assert all(mounts[t].get("read_only") for t in ("/etc/prometheus/prometheus.yml", "/etc/prometheus/rules"))
+    for target, source in {"/etc/prometheus/templates/prometheus.yml.template": "observability/prometheus/prometheus.yml.template",
+                           "/etc/prometheus/templates/rules": "observability/prometheus/rules",
+                           "/etc/prometheus/render-config.sh": "observability/render-config.sh"}.items():
+        assert mounts[target]["source"] == str(REPO_ROOT / source) and mounts[target].get("read_only"), target
+    assert prometheus["environment"]["PROMETHEUS_RULES_DIR"] == "/etc/prometheus/rendered/rules"
+    assert prometheus["environment"]["ALERTMANAGER_ADDR"] == "alertmanager:9093"
 
 
-def test_alertmanager_reads_the_project_config(config):
+def _rendered_by_the_entrypoint(service: dict, tmp_path: Path, env: dict[str, str]) -> dict[Path, str]:
+    """Runs the service's entrypoint script with the container's paths moved under tmp_path
+    and its program replaced by `true`: what it renders, given compose's environment."""
+    script = service["entrypoint"][2].replace("$$", "$")  # `config` prints compose's escape
+    for target, mount in _mounts(service).items():
+        if mount["type"] == "bind":
+            script = script.replace(target, mount["source"])
+    for tmpfs in service["tmpfs"]:
+        (tmp_path / tmpfs.strip("/")).mkdir(parents=True)  # the engine mounts it
+        script = script.replace(tmpfs, str(tmp_path / tmpfs.strip("/")))
+    script = script.replace('exec /bin/', 'exit 0 # ')
+    result = subprocess.run(["sh", "-c", script, "x"], env=clean_env(**env), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return {p: p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
+
+
+def test_prometheus_entrypoint_renders_every_template_with_compose_environment(config, tmp_path):
+    prometheus = config["services"]["prometheus"]
+    env = {k: v.replace("/etc/prometheus/rendered", str(tmp_path / "etc/prometheus/rendered"))
+           for k, v in prometheus["environment"].items()}
+    rendered = _rendered_by_the_entrypoint(prometheus, tmp_path, env)
+    templates = sorted((REPO_ROOT / "observability/prometheus/rules").glob("*.yaml.template"))
+    assert templates
+    names = sorted(p.name for p in rendered)
+    assert names == sorted(["prometheus.yml", *(t.name.removesuffix(".template") for t in templates)])
+    for text in rendered.values():
+        assert not re.search(r"\$\{[A-Z]", text), text  # every name filled
+        yaml.safe_load(text)
+    main = yaml.safe_load(next(text for p, text in rendered.items() if p.name == "prometheus.yml"))
+    assert main["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+
+@pytest.mark.parametrize("webhook,receiver", [("", "keep"), ("https://hooks.example.com/x", "webhook")])
+def test_alertmanager_entrypoint_routes_to_the_webhook_only_when_one_is_set(config, tmp_path, webhook, receiver):
     alertmanager = config["services"]["alertmanager"]
-    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    assert "--config.file=/etc/alertmanager/rendered/alertmanager.yml" in alertmanager["command"]
     assert "--storage.path=/alertmanager" in alertmanager["command"]
-    mount = _mounts(alertmanager)["/etc/alertmanager/alertmanager.yml"]
-    assert mount["source"] == str(REPO_ROOT / "observability/alertmanager/alertmanager.yml") and mount["read_only"]
+    assert alertmanager["environment"]["ALERT_WEBHOOK_URL"] == ""  # unset by default
+    (rendered,) = _rendered_by_the_entrypoint(alertmanager, tmp_path, {"ALERT_WEBHOOK_URL": webhook}).values()
+    am = yaml.safe_load(rendered)
+    assert am["route"]["receiver"] == receiver
+    (hook,) = [r for r in am["receivers"] if r["name"] == "webhook"]
+    assert hook["webhook_configs"][0]["url"] == (webhook or "http://127.0.0.1:1/unused")
 
 
 def test_grafana_security(config):
@@ -381,7 +422,7 @@ def test_env_example_documents_every_variable():
         for line in f.read_text().splitlines()
         if not line.lstrip().startswith("#")
     )
-    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))  # $${…}: the shell's, not compose's
     documented = set(re.findall(r"^#?\s*([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
     assert used, "no variables found: the regex is broken"
     assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
