@@ -532,6 +532,27 @@ def _last_count(raw: str) -> int:
     return value
 
 
+# --- alerts ---------------------------------------------------------------------------
+
+def cmd_alerts(s: Settings, args) -> int:
+    """What is firing or pending now; exit 0 either way (a tool to read, not a check)."""
+    from . import alerts
+
+    if not supervisord_pid(s.run_dir):
+        print(f"stack: no alerts: no stack runs from {s.run_dir}, so no ruler either")
+        return 0
+    if not s.runs_alerting:
+        print("stack: no alerts: this stack runs no ruler (it needs its own Loki, Prometheus and"
+              " Alertmanager: docs/alerts.md)")
+        return 0
+    try:
+        found = alerts.fetch(f"http://127.0.0.1:{s.prometheus_port}")
+    except alerts.AlertsError as exc:
+        raise StackError(str(exc)) from None
+    print(json.dumps(found, indent=2) if args.json else alerts.text(found))
+    return 0
+
+
 # --- entry point ----------------------------------------------------------------------
 
 def _count(raw: str) -> int:
@@ -588,6 +609,10 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--files", action="store_true", help="read the local files even when LOKI_URL is set")
     tr.add_argument("--since-hours", type=float, default=24.0, help="Loki search window (default 24)")
     tr.set_defaults(func=cmd_trace, needs={"LOG_DIR", "LOKI_URL", "LOKI_BIN", "LOKI_PORT"})
+    al = sub.add_parser("alerts", help="the alerts firing or pending now (Prometheus)")
+    al.add_argument("--json", action="store_true", help="a JSON array: name, state, severity, summary, since...")
+    al.set_defaults(func=cmd_alerts, needs={"LOKI_URL", "LOKI_BIN", "PROMETHEUS_BIN", "ALERTMANAGER_BIN",
+                                            "PROMETHEUS_PORT"})
     k8s.add_parser(sub)  # ./stack k8s render: stackctl/k8s.py
     return p
 
