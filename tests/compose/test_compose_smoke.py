@@ -472,6 +472,20 @@ def test_rotation_under_load_loses_and_duplicates_nothing(stack):
     assert {rid: n for rid, n in pushed.items() if n != 1} == {}
 
 
+def test_prometheus_alerts_reach_alertmanager_over_the_compose_network(stack):
+    """The always-firing Watchdog (rules/pipeline.yaml.template) as Alertmanager holds it:
+    Prometheus evaluated the rendered rules and sent to `alertmanager:9093`. (It runs after
+    the tests above, so Prometheus has evaluated its rules several times by now.)"""
+    def watchdog():
+        alerts = stack.api(stack.alertmanager, "/api/v2/alerts?filter=alertname%3D%22Watchdog%22")
+        return alerts or None
+
+    (alert,) = wait_until(watchdog, 120, "the Watchdog alert in Alertmanager", interval=2)
+    assert alert["labels"]["severity"] == "none" and alert["status"]["state"] == "active"
+    assert alert["annotations"]["runbook"].endswith("#watchdog")
+    assert alert["receivers"] == [{"name": "keep"}]
+
+
 def test_stop_is_graceful_and_down_then_up_keeps_the_volumes(stack):
     expected = {"nginx": ("SIGQUIT", 40), "app": ("SIGTERM", 40), "loki": ("SIGTERM", 30),
                 "prometheus": ("SIGTERM", 30), "alertmanager": ("SIGTERM", 30)}
