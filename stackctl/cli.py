@@ -196,10 +196,11 @@ def _say_alerting(s: Settings) -> None:
         say(f"alerts: Prometheus at http://127.0.0.1:{s.prometheus_port}, Alertmanager at"
             f" http://127.0.0.1:{s.alertmanager_port} (./stack alerts; docs/alerts.md)")
     elif s.runs_loki:
-        gone = [name for name, binary in (("PROMETHEUS_BIN", s.prometheus_bin),
-                                          ("ALERTMANAGER_BIN", s.alertmanager_bin)) if not binary]
-        say(f"no alerts: {' and '.join(gone)} not found (apt-get install prometheus"
-            " prometheus-alertmanager, or set them); Loki's ruler records for its own API only")
+        gone = [f"{name}=off" if name in s.provided else f"{tools.path(tool)} not found ({name})"
+                for name, tool, binary in (("PROMETHEUS_BIN", "prometheus", s.prometheus_bin),
+                                           ("ALERTMANAGER_BIN", "alertmanager", s.alertmanager_bin)) if not binary]
+        say(f"no alerts ({', '.join(gone)}): Loki's ruler records for its own API only; for"
+            " Prometheus and Alertmanager see docs/alerts.md")
 
 
 def _alerting_check(s: Settings) -> None:

@@ -144,3 +144,46 @@ def test_the_render_script_and_stackctl_render_the_same(tmp_path):
                               str(render.ALERTMANAGER_TEMPLATE), str(tmp_path / "x")],
                              env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert missing.returncode == 1 and "needs a value for ALERT_RECEIVER" in missing.stderr
+
+
+def test_up_says_in_one_line_whether_it_runs_the_alerts(monkeypatch, capsys, tmp_path):
+    from stackctl import tools
+
+    loki = tmp_path / "loki"
+    loki.write_text("")
+    for name in ("PROMETHEUS_BIN", "ALERTMANAGER_BIN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(tools.TOOLS, "prometheus", tools.Tool("prometheus", "apt", str(tmp_path / "none"), "t"))
+    s = Settings.from_env({"LOKI_BIN": str(loki)})
+    assert s.runs_loki and not s.runs_alerting
+    cli._say_alerting(s)
+    assert capsys.readouterr().out == (f"stack: no alerts ({tmp_path / 'none'} not found (PROMETHEUS_BIN)): Loki's"
+                                       " ruler records for its own API only; for Prometheus and Alertmanager see"
+                                       " docs/alerts.md\n")
+    cli._say_alerting(Settings.from_env({"LOKI_BIN": str(loki), "PROMETHEUS_BIN": "off", "ALERTMANAGER_BIN": "off"}))
+    assert "(PROMETHEUS_BIN=off, ALERTMANAGER_BIN=off)" in capsys.readouterr().out
+    s = Settings.from_env({"LOKI_BIN": str(loki), "PROMETHEUS_BIN": str(loki), "ALERTMANAGER_BIN": str(loki),
+                           "PROMETHEUS_PORT": "9990", "ALERTMANAGER_PORT": "9991"})
+    assert s.runs_alerting
+    cli._say_alerting(s)
+    assert capsys.readouterr().out.startswith("stack: alerts: Prometheus at http://127.0.0.1:9990, Alertmanager at"
+                                              " http://127.0.0.1:9991")
+    # without a Loki of its own (LOKI_URL, or none) there is no ruler to alert from
+    assert not Settings.from_env({"LOKI_BIN": str(loki), "LOKI_URL": "http://l:3100", "PROMETHEUS_BIN": str(loki),
+                                  "ALERTMANAGER_BIN": str(loki)}).runs_alerting
+
+
+def test_the_supervised_programs_use_the_rendered_files(tmp_path):
+    loki = tmp_path / "loki"
+    s = Settings.from_env({"LOKI_BIN": str(loki), "PROMETHEUS_BIN": "/p", "ALERTMANAGER_BIN": "/a",
+                           "RUN_DIR": str(tmp_path), "PROMETHEUS_PORT": "9990", "ALERTMANAGER_PORT": "9991",
+                           "ALERT_EVAL_INTERVAL": "15s"})
+    conf = render.supervisord_conf(s)
+    assert f"/p --config.file={tmp_path}/prometheus/prometheus.yml" in conf
+    assert "--web.listen-address=127.0.0.1:9990 --web.enable-remote-write-receiver" in conf
+    assert f"/a --config.file={tmp_path}/alertmanager.yml" in conf and "--cluster.listen-address=\n" in conf
+    assert 'LOKI_RULER_INTERVAL="15s"' in conf and 'LOKI_REMOTE_WRITE_ENABLED="true"' in conf
+    assert f'LOKI_RULES_DIR="{render.LOKI_RULES_DIR}"' in conf
+    off = render.supervisord_conf(Settings.from_env({"LOKI_BIN": str(loki), "PROMETHEUS_BIN": "off",
+                                                     "RUN_DIR": str(tmp_path)}))
+    assert "[program:prometheus]" not in off and 'LOKI_REMOTE_WRITE_ENABLED="false"' in off
