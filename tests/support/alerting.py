@@ -116,7 +116,3 @@ def uwsgi_workers(stack: RunningStack, instance: str) -> list[int]:
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     return [int(pid) for pid in children]
 
-
-def seconds(duration: str) -> int:
-    return int(duration[:-1]) * (60 if duration.endswith("m") else 1)
-
