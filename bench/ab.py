@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def main(argv: list[str]) -> int:
         for server in servers.values():
             server.stop()
         sink.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"µs of CPU per request, {args.path}, {args.rounds} ABBA rounds of {args.seconds}s at "
           f"wrk -c{args.connections}, {args.pause_ms} ms between a connection's requests "
           f"(medians; every round in brackets)")
