@@ -3,12 +3,18 @@
 The page view of the shared traffic (tests/real/conftest.py) has lines at every layer,
 the beacon included; traced from Loki and from the local files (``--files``) it must give
 the same steps, times and details. ``--last`` asks Loki for the newest request NGINX logged.
+A request that failed (its database moved away for a moment) ships its kept detail too: the
+fine events, each ``detail: true``, placed in steps 5-7 from Loki as from the files.
 """
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
+
+from tests.support.waiting import wait_until
 
 from .conftest import send
 
@@ -36,3 +42,26 @@ def test_trace_last_asks_loki_for_the_newest_request(traffic):
     text = traffic.stack.run("trace", "--last").stdout
     assert f"Loki ({traffic.loki.base})" in text and rid in text, text
     assert trace(traffic.stack, "--last")["request_id"] == rid
+
+
+def test_kept_detail_of_a_failed_request_from_loki_is_the_detail_from_the_files(traffic):
+    stack = traffic.stack
+    database = os.path.join(stack.env["DATA_DIR"], "pcbuilder.sqlite3")
+    rid = f"kept-error-{os.getpid()}-{time.time_ns() % 10**9:09d}"  # not real-: the traffic's counts stay
+    os.rename(database, database + ".away")
+    try:
+        assert stack.request("/pc-builder-app/table", headers={"X-Request-ID": rid}).status == 500
+    finally:
+        os.rename(database + ".away", database)
+    from_files = trace(stack, rid, "--files")
+    kept = from_files["kept_detail"]
+    assert kept["why"] == "error" and kept["kept"] == len(kept["events"]) >= 4
+    assert {e["event"] for e in kept["events"]} >= {"request.started", "db.query", "log.record", "template.rendered"}
+    assert {e["step"] for e in kept["events"]} <= {5, 6, 7}
+
+    def same():
+        from_loki = trace(stack, rid)
+        return from_loki if from_loki["kept_detail"] == kept else None
+
+    from_loki = wait_until(same, 90, f"the kept detail of {rid} in Loki", interval=1)
+    assert from_loki["steps"] == from_files["steps"]
