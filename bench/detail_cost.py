@@ -73,10 +73,10 @@ def instructions(config: str, target: str, requests: int, workdir: Path) -> tupl
     return int(totals.group(1)), lines
 
 
-def per_request(n1: int, n2: int) -> dict:
+def per_request(n1: int, n2: int, targets) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="detail-cost-") as tmp:
-        for target in TARGETS:
+        for target in targets:
             out[target] = {}
             for config in CONFIGS:
                 (i1, _), (i2, lines) = (instructions(config, target, n, Path(tmp)) for n in (n1, n2))
@@ -140,6 +140,7 @@ def wrk_ratio(rounds: int, seconds: int) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, nargs=2, default=[30, 130], metavar=("N1", "N2"))
+    p.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     p.add_argument("--wrk", action="store_true", help="also the wrk ratio on two stacks")
     p.add_argument("--no-callgrind", action="store_true", help="only the wrk ratio")
     p.add_argument("--rounds", type=int, default=3)
@@ -155,7 +156,7 @@ def main() -> int:
         return 0
     report: dict = {"loadavg_before": os.getloadavg(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if not args.no_callgrind:
-        report["per_request"] = per_request(*args.requests)
+        report["per_request"] = per_request(*args.requests, args.targets)
     if args.wrk or args.no_callgrind:
         report["wrk"] = wrk_ratio(args.rounds, args.duration)
     text = json.dumps(report, indent=2)

@@ -147,6 +147,14 @@ class DebugDetail(Detail):
                        structlog.contextvars.get_contextvars(), logging.DEBUG, False)
 
 
+def _started_fields(_d: Detail, environ: dict) -> dict:
+    """Method and path as Flask's ``request.method`` and ``request.path`` (werkzeug's
+    decoding of the WSGI latin-1 text), from the request's environ; never the query string."""
+    raw = environ.get("PATH_INFO") or ""
+    path = "/" + raw.encode("latin-1", "replace").decode("utf-8", "replace").lstrip("/")
+    return {"method": environ.get("REQUEST_METHOD"), "path": path}
+
+
 def _query_fields(d: Detail, fields: tuple) -> dict:
     sql, rows, duration_ms, started, error = fields
     out = {"sql": _one_line(sql), "rows": rows, "duration_ms": round(duration_ms, 3),
@@ -169,7 +177,7 @@ def _record_fields(_d: Detail, fields: tuple) -> dict:
     return out
 
 
-_RENDER = {"db.query": _query_fields, "template.rendered": _render_fields, "log.record": _record_fields}
+_RENDER = {"request.started": _started_fields, "db.query": _query_fields, "template.rendered": _render_fields, "log.record": _record_fields}
 
 
 def begin(policy: Policy, debug: bool, start_perf: float, start_us: int) -> Detail | None:

@@ -109,9 +109,9 @@ def _begin_request(policy: request_detail.Policy) -> None:
         uwsgi.set_logvar("rid", rid)
         uwsgi.set_logvar("uri_json", uri_for_log(request.environ))
     d = st.detail = request_detail.begin(policy, debug_enabled(LOGGER), st.started, st.start_us)
-    if d is not None:
-        d.add("request.started", LOGGER, {"method": request.method, "path": request.path},
-              len(request.path), at=st.started)
+    if d is not None:  # the environ, not request.method/.path: a proxy lookup each costs ~1 % here
+        environ = request.environ
+        d.add("request.started", LOGGER, environ, len(environ.get("PATH_INFO", "")), at=st.started)
 
 
 def _kept_detail(st: RequestStats, status: int, duration_ms: float, policy) -> dict:

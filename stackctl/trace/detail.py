@@ -34,7 +34,8 @@ def describe(event: dict) -> str:
         error = event.get("error")
         return f"{event.get('record_level')} {event.get('logger')}: {event.get('message')}" + \
             (f" ({error})" if error else "")
-    return " ".join(f"{k}={v}" for k, v in event.items() if k not in COMMON)
+    # a ``_`` key is the source's own (Loki's timestamp), not the event's
+    return " ".join(f"{k}={v}" for k, v in event.items() if k not in COMMON and not k.startswith("_"))
 
 
 def span(event: dict) -> tuple[float | None, float | None]:

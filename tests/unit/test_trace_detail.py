@@ -123,3 +123,11 @@ def test_a_failed_query_and_the_error_record_say_what_failed():
     texts = {e["event"]: e["text"] for e in trace.derive(lines, RID)["kept_detail"]["events"]}
     assert texts["db.query"].endswith("ORDER BY name ASC FAILED: OperationalError")
     assert texts["log.record"] == "ERROR pcbuilder.request: request.failed (OperationalError)"
+
+
+def test_the_sources_own_fields_are_not_part_of_what_an_event_says():
+    lines = kept_detail()
+    for r in lines:
+        r["_loki_ts_ns"] = 1795558533267626000  # what the Loki source adds to each record
+    texts = {e["event"]: e["text"] for e in trace.derive(lines, RID)["kept_detail"]["events"]}
+    assert texts["components.retrieved"] == "count=58"
