@@ -1,4 +1,4 @@
-"""HTTP basic authentication at the edge (issue 13, "Closing the site to strangers"), with a
+"""HTTP basic authentication at the edge, with a
 real NGINX: BASIC_AUTH_FILE names an htpasswd file made with `openssl passwd` (README
 "Basic authentication").
 """

@@ -1,4 +1,4 @@
-"""Errors NGINX answers itself (issue 13): JSON in the API's error shape under the API
+"""Errors NGINX answers itself: JSON in the API's error shape under the API
 prefix, an HTML page with the request id elsewhere; redirects never built from the
 client's Host; the HTTPS redirect only to the site's own names (SERVER_NAME).
 """

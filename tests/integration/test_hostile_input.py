@@ -3,8 +3,8 @@
 Each case is sent byte for byte (no HTTP library normalising it) and must get its expected
 answer. After every case, ordinary requests from other connections (the "innocent
 neighbours") must all succeed at once: no request may take an uWSGI instance out of
-NGINX's rotation (issue 9: a few hundred small headers made uWSGI drop the request at the
-protocol level, NGINX marked both instances down and answered 502 to everyone).
+NGINX's rotation (a few hundred small headers once made uWSGI drop the request at the protocol
+level, so NGINX marked both instances down and answered 502 to everyone).
 
 Afterwards every line of every log file must parse as strict JSON (UTF-8), carry exactly
 the layer's known keys (no forged key) and a valid request id, and neither uWSGI nor NGINX
@@ -87,7 +87,7 @@ CASES = [
     Case("basic-auth-hostile-user-name", get(MAIN, basic(b'a"\\\xff\xfe\x01\x00\x1b[31m"}{"forged":1}')), (200,)),
     Case("basic-auth-not-base64", get(MAIN, b"Authorization: Basic !!!\xff"), (200,)),
     Case("post-with-hostile-json", post(b"/pc-builder-app/api/builds", b'{"components":{"cpu":"\\u0000"}'), (400,)),
-    # --- header count and size (issue 9: a few hundred small headers took the site down) ----
+    # --- header count and size (a few hundred small headers once took the site down) ----
     Case("three-hundred-small-headers", get(MAIN, *(b"X-H%d: v" % i for i in range(300))), (200,)),
     Case("three-hundred-small-headers-api", get(API, *(b"X-H%d: v" % i for i in range(300))), (200,)),
     Case("nine-hundred-small-headers", get(MAIN, *(b"X-Header-%d: value" % i for i in range(900))), (200,)),

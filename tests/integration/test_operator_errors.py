@@ -1,4 +1,4 @@
-"""What an operator gets from ./stack for a bad setting, a bad path or an odd call (issue 13):
+"""What an operator gets from ./stack for a bad setting, a bad path or an odd call:
 one line naming the problem, exit 1, no Python traceback, nothing started; and commands on
 a running stack use that stack's own settings, whatever the calling shell holds."""
 from __future__ import annotations

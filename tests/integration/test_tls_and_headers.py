@@ -111,7 +111,7 @@ def test_https_redirect_when_asked(tmp_path):
 
 
 def test_up_never_writes_over_a_users_certificate_it_cannot_pair(tmp_path):
-    """Issue 13: TLS_CERT set to the user's certificate, TLS_KEY left at its default: up used
+    """TLS_CERT set to the user's certificate, TLS_KEY left at its default: up used
     to generate a pair over both; now it refuses with one line and writes nothing."""
     cert, _ = user_pair(tmp_path / "mine", cn="mine.example")
     before = cert.read_bytes()

@@ -88,7 +88,7 @@ for (const [name, expected, why] of [
   });
 }
 
-test("negative control: the panel before issue 14 fails the same check on the same request", async () => {
+test("negative control: the panel as it was with 24 single-series queries fails the same check on the same request", async () => {
   // Its 24 queries (T01..T12, H02..H12) return the same series one refId each, with a
   // `what` label naming the column; labelsToFields then has no labels to act on.
   const { responses } = fixture("page");

@@ -1,4 +1,4 @@
-"""LOKI_URL in both forms (issue 9): Loki's base URL and its push URL.
+"""LOKI_URL in both forms: Loki's base URL and its push URL.
 
 The push tests use ``FakeLoki``, an in-test HTTP server that records what arrives at
 ``/loki/api/v1/push``: wire format only, not Loki. The real Loki given as a base URL

@@ -1,4 +1,4 @@
-"""The settings table of ./stack (stackctl/settings.py), without starting a stack (issue 13).
+"""The settings table of ./stack (stackctl/settings.py), without starting a stack.
 
 Every setting is checked with a one-line error naming it, listed by ``./stack help`` and
 in the README; commands acting on a running stack use the settings it was started with.

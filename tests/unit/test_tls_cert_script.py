@@ -1,5 +1,5 @@
 """nginx/docker-entrypoint.d/20-tls-cert.sh, the one script compose and ./stack run before
-NGINX starts (issue 13, "Data loss"): it never writes over a file that exists; it generates
+NGINX starts (no data loss): it never writes over a file that exists; it generates
 a self-signed pair only when neither file exists (and generation is allowed); any other
 case is refused with one line naming the file. Real openssl, no stack."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""NGINX's and uWSGI's limits, derived from each other (issue 9): uWSGI accepts whatever
+"""NGINX's and uWSGI's limits, derived from each other: uWSGI accepts whatever
 NGINX forwards, so no request can make it drop a connection (which NGINX would count as a
 failed instance).
 

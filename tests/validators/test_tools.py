@@ -1,7 +1,7 @@
 """Every tool is found where the README's test command installed it, whatever PATH holds.
 
 A fresh machine has only what ``./stack test`` installs; a copy installed by hand
-somewhere on PATH must neither be needed nor be picked up (issue 9: CI was green only
+somewhere on PATH must neither be needed nor be picked up (CI was once green only
 because a hand-installed hadolint happened to be on PATH).
 """
 from __future__ import annotations
