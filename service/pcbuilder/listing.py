@@ -89,18 +89,23 @@ def parse(args: MultiDict) -> tuple[Listing, list[Problem]]:
                 fields[name] = given[name]
     listing = Listing(**fields)
     detail = request_detail.current()
-    if detail is not None:
-        detail.add("listing.parsed", LOGGER, _decision(listing, problems))
+    if detail is not None:  # rendered only if kept (both are immutable from here on)
+        detail.add("listing.parsed", LOGGER, (_decision, listing, tuple(problems)))
     return listing, problems
 
 
-def _decision(listing: Listing, problems: list[Problem]) -> dict:
+def _decision(listing: Listing, problems: tuple[Problem, ...]) -> dict:
     """What the parser decided, without what the client typed: whether there is a search
     (not its text), the known parameters it could not use, how many unknown ones."""
     return {"category": listing.category, "sort": listing.sort, "order": listing.order,
             "searched": bool(listing.q), "problems": len(problems),
             "bad": sorted({p.parameter for p in problems if not p.unknown_name}),
             "unknown": sum(p.unknown_name for p in problems)}
+
+
+def _retrieved(listing: Listing, count: int) -> dict:
+    return {"count": count, "category": listing.category, "sort": listing.sort, "order": listing.order,
+            "searched": bool(listing.q)}
 
 
 def _matches_nothing(q: str) -> bool:
@@ -116,7 +121,5 @@ def fetch(listing: Listing) -> list[dict]:
                                         sort=listing.sort, order=listing.order)
     detail = request_detail.current()
     if detail is not None:  # the count is also in the request's wide event
-        detail.add("components.retrieved", LOGGER, {"count": len(components), "category": listing.category,
-                                                    "sort": listing.sort, "order": listing.order,
-                                                    "searched": bool(listing.q)})
+        detail.add("components.retrieved", LOGGER, (_retrieved, listing, len(components)))
     return components
