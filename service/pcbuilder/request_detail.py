@@ -118,11 +118,16 @@ class Detail:
         return None
 
     def write(self, level: int = logging.INFO, detail: bool = True) -> int:
-        """Write every kept event, in order, as its own line; the count written."""
+        """Write every kept event, in order, as its own line; the count written (an event
+        that cannot be rendered is counted as dropped: detail must never fail the request)."""
         context = structlog.contextvars.get_contextvars()
+        written = 0
         for event in self.events:
-            self._emit(event, context, level, detail)
-        written = len(self.events)
+            try:
+                self._emit(event, context, level, detail)
+                written += 1
+            except Exception:
+                self.dropped += 1
         self.events = []
         return written
 

@@ -200,3 +200,17 @@ def test_a_request_only_sees_its_own_buffer(make_app):
     first, second = get(app), get(app)
     for rid in (first, second):
         assert of_request(app, rid)[-1]["detail_kept"] == len(FINE)
+
+
+def test_an_event_that_cannot_be_rendered_is_counted_not_raised(make_app):
+    app = make_app(LOG_DETAIL_SLOW_MS=0.0)
+
+    @app.get("/pc-builder-app/test-broken-event")
+    def broken():
+        request_detail.current().add("listing.parsed", "pcbuilder.listing", (lambda: 1 / 0,))
+        return "ok"
+
+    resp = app.test_client().get("/pc-builder-app/test-broken-event")
+    assert resp.status_code == 200
+    finished = of_request(app, resp.headers["X-Request-ID"])[-1]
+    assert finished["detail_kept"] == 1 and finished["detail_dropped"] == 1  # request.started written
