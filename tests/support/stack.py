@@ -155,6 +155,10 @@ def private_env(base: Path, **extra_env: str) -> dict[str, str]:
         "ALLOY_BIN": "off",
         "PROMETHEUS_BIN": "off",
         "ALERTMANAGER_BIN": "off",
+        # No request keeps its detail by chance (sampled, or slow on a busy machine), so
+        # tests that count lines stay exact; tests of detail on demand set their own.
+        "LOG_DETAIL_SAMPLE": "0",
+        "LOG_DETAIL_SLOW_MS": "60000",
         **extra_env,
     }
     if "LOKI_URL" not in extra_env:
