@@ -46,7 +46,9 @@ def _preflight(s: Settings) -> None:
     if tools.missing("setpriv"):  # util-linux: every program's parent-death signal
         raise StackError(tools.missing("setpriv"))
     for name, binary, used in (("LOKI_BIN", s.loki_bin, s.runs_loki),
-                               ("ALLOY_BIN", s.alloy_bin, s.ships_with_alloy)):
+                               ("ALLOY_BIN", s.alloy_bin, s.ships_with_alloy),
+                               ("PROMETHEUS_BIN", s.prometheus_bin, s.runs_alerting),
+                               ("ALERTMANAGER_BIN", s.alertmanager_bin, s.runs_alerting)):
         if used and not Path(binary).is_file():
             raise StackError(f"{name}={binary} is not there: give the program's path, or off")
     longest = str(s.socket_path(s.instances[-1]))
@@ -57,6 +59,9 @@ def _preflight(s: Settings) -> None:
         ports += [("127.0.0.1", s.loki_port, "LOKI_PORT"), ("127.0.0.1", s.loki_grpc_port, "LOKI_GRPC_PORT")]
     if s.ships_with_alloy:
         ports.append(("127.0.0.1", s.alloy_port, "ALLOY_PORT"))
+    if s.runs_alerting:
+        ports += [("127.0.0.1", s.prometheus_port, "PROMETHEUS_PORT"),
+                  ("127.0.0.1", s.alertmanager_port, "ALERTMANAGER_PORT")]
     by_port: dict[int, str] = {}
     for _addr, port, name in ports:
         if port in by_port:
@@ -186,6 +191,35 @@ def _loki_ready(s: Settings) -> bool:
     return _get(f"http://127.0.0.1:{s.loki_port}/ready") == 200
 
 
+def _say_alerting(s: Settings) -> None:
+    if s.runs_alerting:
+        say(f"alerts: Prometheus at http://127.0.0.1:{s.prometheus_port}, Alertmanager at"
+            f" http://127.0.0.1:{s.alertmanager_port} (./stack alerts; docs/alerts.md)")
+    elif s.runs_loki:
+        gone = [f"{name}=off" if name in s.provided else f"{tools.path(tool)} not found ({name})"
+                for name, tool, binary in (("PROMETHEUS_BIN", "prometheus", s.prometheus_bin),
+                                           ("ALERTMANAGER_BIN", "alertmanager", s.alertmanager_bin)) if not binary]
+        say(f"no alerts ({', '.join(gone)}): Loki's ruler records for its own API only; for"
+            " Prometheus and Alertmanager see docs/alerts.md")
+
+
+def _alerting_check(s: Settings) -> None:
+    """Like nginx -t: the rendered configs checked by Debian's promtool and amtool, when there."""
+    checks = [("promtool", ["check", "config", str(s.run_dir / "prometheus" / "prometheus.yml")]),
+              ("amtool", ["check-config", str(s.run_dir / "alertmanager.yml")])]
+    for tool, args in checks:
+        if tools.missing(tool):
+            continue
+        result = subprocess.run([str(tools.path(tool)), *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"{tool} rejects the rendered config:\n{(result.stdout + result.stderr).strip()}")
+
+
+def _alerting_ready(s: Settings) -> bool:
+    return (_get(f"http://127.0.0.1:{s.prometheus_port}/-/ready") == 200
+            and _get(f"http://127.0.0.1:{s.alertmanager_port}/-/ready") == 200)
+
+
 def _explain_failure(s: Settings, program: dict) -> str:
     name = program["name"]
     lines = [f"{name} is {program['statename']}: {program.get('spawnerr') or program.get('description')}"]
@@ -206,10 +240,13 @@ def start(s: Settings) -> None:
     s.save()  # down, reload, status, logs and trace use these, not the caller's shell
     _ensure_certificate(s)
     _nginx_test(s)
+    if s.runs_alerting:
+        _alerting_check(s)
     if s.loki_url:
         _check_loki(s)
     say(f"starting nginx and {s.app_instances} uWSGI instance(s); logs in {s.log_dir}")
     _say_log_path(s)
+    _say_alerting(s)
     conf = s.run_dir / "supervisord.conf"
     # uWSGI reads every UWSGI_<NAME> variable as its option <name>: ./stack's own UWSGI_BIN
     # (which uwsgi binary to run) must not reach it, or strict mode refuses "bin".
@@ -237,7 +274,8 @@ def start(s: Settings) -> None:
             raise StackError("the stack failed to start:\n" + message)
         # supervisord calls a program RUNNING once it has stayed up for its startsecs
         all_running = bool(programs) and all(p["statename"] == "RUNNING" for p in programs)
-        if all_running and _get(url) == 200 and (not s.runs_loki or _loki_ready(s)):
+        if (all_running and _get(url) == 200 and (not s.runs_loki or _loki_ready(s))
+                and (not s.runs_alerting or _alerting_ready(s))):
             say(f"ready: {s.base_url}/pc-builder-app/main")
             return
         time.sleep(POLL_SECONDS)
@@ -331,7 +369,7 @@ def cmd_reload(s: Settings, _args) -> int:
 
 
 #: supervisord programs that are not uWSGI instances
-HELPERS = ("nginx", "loki", "alloy", "logrotate")
+HELPERS = ("nginx", "loki", "alloy", "logrotate", "prometheus", "alertmanager")
 
 
 def _is_instance(program: str) -> bool:
@@ -360,6 +398,11 @@ def status_report(s: Settings) -> dict:
         elif info["name"] == "alloy":
             code = _get(f"http://127.0.0.1:{s.alloy_port}/-/ready")
             entry.update(role="alloy", health="ready" if code == 200 else f"/-/ready answered {code or 'nothing'}")
+        elif info["name"] in ("prometheus", "alertmanager"):
+            port = s.prometheus_port if info["name"] == "prometheus" else s.alertmanager_port
+            code = _get(f"http://127.0.0.1:{port}/-/ready")
+            entry.update(role=info["name"], url=f"http://127.0.0.1:{port}",
+                         health="ready" if code == 200 else f"/-/ready answered {code or 'nothing'}")
         elif info["name"] == "logrotate":
             entry.update(role=info["name"], health="ready" if info["statename"] == "RUNNING" else info["statename"])
         else:
@@ -384,9 +427,9 @@ def cmd_status(s: Settings, args) -> int:
         print(f"stack: not running (RUN_DIR {s.run_dir})")
     else:
         print(f"stack: running, {report['url']} (supervisord pid {report['supervisord_pid']})")
-        print(f"{'PROCESS':<10} {'STATE':<9} {'PID':>8} {'UPTIME':>8}  HEALTH")
+        print(f"{'PROCESS':<12} {'STATE':<9} {'PID':>8} {'UPTIME':>8}  HEALTH")
         for p in report["processes"]:
-            print(f"{p['name']:<10} {p['state']:<9} {p['pid'] or '-':>8} {p['uptime_s']:>7}s  {p['health']}")
+            print(f"{p['name']:<12} {p['state']:<9} {p['pid'] or '-':>8} {p['uptime_s']:>7}s  {p['health']}")
     healthy = report["running"] and all(p["health"] == "ready" for p in report["processes"])
     return 0 if healthy else 1
 
@@ -491,6 +534,27 @@ def _last_count(raw: str) -> int:
     return value
 
 
+# --- alerts ---------------------------------------------------------------------------
+
+def cmd_alerts(s: Settings, args) -> int:
+    """What is firing or pending now; exit 0 either way (a tool to read, not a check)."""
+    from . import alerts
+
+    if not supervisord_pid(s.run_dir):
+        print(f"stack: no alerts: no stack runs from {s.run_dir}, so no ruler either")
+        return 0
+    if not s.runs_alerting:
+        print("stack: no alerts: this stack runs no ruler (it needs its own Loki, Prometheus and"
+              " Alertmanager: docs/alerts.md)")
+        return 0
+    try:
+        found = alerts.fetch(f"http://127.0.0.1:{s.prometheus_port}")
+    except alerts.AlertsError as exc:
+        raise StackError(str(exc)) from None
+    print(json.dumps(found, indent=2) if args.json else alerts.text(found))
+    return 0
+
+
 # --- entry point ----------------------------------------------------------------------
 
 def _count(raw: str) -> int:
@@ -547,6 +611,10 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--files", action="store_true", help="read the local files even when LOKI_URL is set")
     tr.add_argument("--since-hours", type=float, default=24.0, help="Loki search window (default 24)")
     tr.set_defaults(func=cmd_trace, needs={"LOG_DIR", "LOKI_URL", "LOKI_BIN", "LOKI_PORT"})
+    al = sub.add_parser("alerts", help="the alerts firing or pending now (Prometheus)")
+    al.add_argument("--json", action="store_true", help="a JSON array: name, state, severity, summary, since...")
+    al.set_defaults(func=cmd_alerts, needs={"LOKI_URL", "LOKI_BIN", "PROMETHEUS_BIN", "ALERTMANAGER_BIN",
+                                            "PROMETHEUS_PORT"})
     k8s.add_parser(sub)  # ./stack k8s render: stackctl/k8s.py
     return p
 

@@ -1,4 +1,5 @@
-"""Writes the provisioned dashboards (observability/grafana/dashboards/*.json).
+"""Writes the provisioned dashboards (observability/grafana/dashboards/*.json; the SLOs and
+alerts one is built in stackctl/slo_dashboard.py).
 
 The JSON files are what Grafana provisions and stay in the repo; this module is where
 they are edited: the twelve-steps queries are long compositions of the per-step LogQL
@@ -555,7 +556,14 @@ def requests_to_look_at(y: int) -> list[dict]:
     return [slow_and_failed, browser_timings, too_many, dropped]
 
 
-DASHBOARDS = {"request-trace.json": request_trace, "stack-overview.json": stack_overview}
+def slos_and_alerts() -> dict:
+    """stackctl/slo_dashboard.py, imported here when called: it builds on the blocks above."""
+    from .slo_dashboard import slos_and_alerts as build
+    return build()
+
+
+DASHBOARDS = {"request-trace.json": request_trace, "stack-overview.json": stack_overview,
+              "slo-alerts.json": slos_and_alerts}
 
 
 def render(build) -> str:

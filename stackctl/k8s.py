@@ -3,21 +3,23 @@
 Writes into ``--out`` (default ``./var/k8s``):
 
 - ``pc-builder.yaml``: our chart (deploy/helm/pc-builder) through ``helm template``;
-- ``values/loki.yaml``, ``values/alloy.yaml``, ``values/grafana.yaml``: the values for the
-  official charts, where what compose already says is taken from compose's own files
-  (observability/loki/loki-scalable.yaml, observability/grafana/provisioning), not copied;
+- ``values/loki.yaml``, ``values/alloy.yaml``, ``values/grafana.yaml``,
+  ``values/alertmanager.yaml``: the values for the official charts, where what compose
+  already says is taken from compose's own files (observability/loki/loki-scalable.yaml and
+  its rules folder, observability/grafana/provisioning, observability/alertmanager), not copied;
 - and prints the ``helm`` commands that install everything, in order.
 """
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 
 import yaml
 
-from . import tools
+from . import render as render_config, tools
 from .console import StackError, say
 
 ROOT = tools.ROOT
@@ -25,6 +27,8 @@ CHART = ROOT / "deploy" / "helm" / "pc-builder"
 VALUES_DIR = ROOT / "deploy" / "values"
 LOKI_CONFIG = ROOT / "observability" / "loki" / "loki-scalable.yaml"
 GRAFANA_PROVISIONING = ROOT / "observability" / "grafana" / "provisioning"
+LOKI_RULES = ROOT / "observability" / "loki" / "rules"
+ALERTMANAGER_TEMPLATE = ROOT / "observability" / "alertmanager" / "alertmanager.yml.template"
 #: The Kubernetes version the manifests are rendered for (and validated against).
 KUBE_VERSION = "1.34.0"
 NAMESPACE = "pc-builder"
@@ -33,6 +37,13 @@ RELEASE = "pc-builder"
 LOKI_GATEWAY = "http://loki-gateway"
 #: Where the grafana chart mounts a dashboards ConfigMap (dashboardsConfigMaps: pc-builder).
 GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards/pc-builder"
+#: Where Loki's ruler and Grafana reach Prometheus and Alertmanager in the cluster: the
+#: Prometheus Operator's service for the Prometheus in this namespace (it needs
+#: `enableRemoteWriteReceiver: true`, deploy/README.md), and the prometheus-community
+#: alertmanager chart installed as release `alertmanager`.
+PROMETHEUS_URL = "http://prometheus-operated:9090"
+ALERTMANAGER_URL = "http://alertmanager:9093"
+_ENV_DEFAULT = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
 class RenderError(Exception):
@@ -88,7 +99,34 @@ def loki_values() -> dict:
                "s3ForcePathStyle": s3["s3forcepathstyle"], "insecure": s3["insecure"]},
     }
     loki["structuredConfig"] = config
+    _ruler_values(values, config)
     return values
+
+
+def _expanded(text: str) -> str:
+    """A config value as Loki's -config.expand-env reads it where the variable is unset."""
+    return _ENV_DEFAULT.sub(lambda m: m.group(2) or "", text)
+
+
+def _ruler_values(values: dict, config: dict) -> None:
+    """The backend pods (which run the ruler in simple-scalable mode) mount our chart's
+    ConfigMap of each tenant's rules where the ruler's local storage reads them, and are
+    told where Prometheus and Alertmanager are (the variables the config reads)."""
+    try:
+        directory = _expanded(config["ruler"]["storage"]["local"]["directory"])
+    except (KeyError, TypeError):
+        raise RenderError(f"{LOKI_CONFIG.relative_to(ROOT)}: no ruler.storage.local.directory, so the"
+                          " rules in observability/loki/rules cannot be mounted for its ruler") from None
+    prefix = _load(CHART / "values.yaml")["lokiRules"]["configMapPrefix"]
+    backend = values.setdefault("backend", {})
+    backend.setdefault("extraEnv", []).extend([
+        {"name": "LOKI_REMOTE_WRITE_URL", "value": f"{PROMETHEUS_URL}/api/v1/write"},
+        {"name": "LOKI_ALERTMANAGER_URL", "value": ALERTMANAGER_URL}])
+    for tenant in sorted(p.name for p in LOKI_RULES.iterdir() if p.is_dir()):
+        name = f"loki-rules-{tenant}"
+        backend.setdefault("extraVolumes", []).append({"name": name, "configMap": {"name": f"{prefix}-{tenant}"}})
+        backend.setdefault("extraVolumeMounts", []).append(
+            {"name": name, "mountPath": f"{directory}/{tenant}", "readOnly": True})
 
 
 def grafana_values() -> dict:
@@ -101,6 +139,11 @@ def grafana_values() -> dict:
     providers = _load(GRAFANA_PROVISIONING / "dashboards" / "dashboards.yaml")
     for provider in providers["providers"]:
         provider["options"]["path"] = GRAFANA_DASHBOARDS_PATH
+    for name, url in (("prometheus", PROMETHEUS_URL), ("alertmanager", ALERTMANAGER_URL)):
+        more = _load(GRAFANA_PROVISIONING / "datasources" / f"{name}.yaml")["datasources"]
+        for source in more:
+            source["url"] = url
+        datasources["datasources"] += more
     values["datasources"] = {"datasources.yaml": datasources}
     values["dashboardProviders"] = {"dashboardproviders.yaml": providers}
     return values
@@ -108,6 +151,18 @@ def grafana_values() -> dict:
 
 def alloy_values() -> dict:
     return _load(VALUES_DIR / "alloy.yaml")
+
+
+def alertmanager_values(webhook_url: str = "") -> dict:
+    """deploy/values/alertmanager.yaml plus compose's alertmanager.yml.template, filled as
+    ./stack fills it (ALERT_WEBHOOK_URL: the webhook receiver, else `keep`), as the chart's
+    config."""
+    values = _load(VALUES_DIR / "alertmanager.yaml")
+    config = yaml.safe_load(render_config.substitute(ALERTMANAGER_TEMPLATE.read_text(), {
+        "ALERT_RECEIVER": "webhook" if webhook_url else "keep",
+        "ALERT_WEBHOOK_URL": webhook_url or render_config.UNUSED_WEBHOOK}))
+    values["config"] = {"enabled": True, **config}
+    return values
 
 
 def install_commands(out: Path, namespace: str = NAMESPACE) -> list[str]:
@@ -120,15 +175,19 @@ def install_commands(out: Path, namespace: str = NAMESPACE) -> list[str]:
         f"kubectl -n {namespace} create secret generic grafana-admin --from-literal=admin-user=admin "
         "--from-literal=admin-password='<choose one>'",
         "helm repo add grafana https://grafana.github.io/helm-charts && helm repo update",
-        f"helm upgrade --install loki grafana/loki --version 6.29.0 -n {namespace} -f {v / 'loki.yaml'}",
+        "helm repo add prometheus-community https://prometheus-community.github.io/helm-charts",
+        # first: its ConfigMaps (Loki's rules, Alloy's pipeline, the dashboards) are mounted by the others
         f"kubectl -n {namespace} apply -f {out / 'pc-builder.yaml'}"
         f"   # or: helm upgrade --install {RELEASE} deploy/helm/pc-builder -n {namespace}",
+        f"helm upgrade --install loki grafana/loki --version 6.29.0 -n {namespace} -f {v / 'loki.yaml'}",
+        f"helm upgrade --install alertmanager prometheus-community/alertmanager -n {namespace}"
+        f" -f {v / 'alertmanager.yaml'}",
         f"helm upgrade --install alloy grafana/alloy --version 0.12.5 -n {namespace} -f {v / 'alloy.yaml'}",
         f"helm upgrade --install grafana grafana/grafana -n {namespace} -f {v / 'grafana.yaml'}",
     ]
 
 
-def render(out: Path, values_files: list[Path]) -> list[Path]:
+def render(out: Path, values_files: list[Path], webhook_url: str = "") -> list[Path]:
     for f in values_files:
         if not f.is_file():
             raise RenderError(f"values file {f} does not exist")
@@ -136,7 +195,8 @@ def render(out: Path, values_files: list[Path]) -> list[Path]:
     (out / "values").mkdir(parents=True, exist_ok=True)
     written = [out / "pc-builder.yaml"]
     written[0].write_text(manifests)
-    for name, values in (("loki", loki_values()), ("alloy", alloy_values()), ("grafana", grafana_values())):
+    for name, values in (("loki", loki_values()), ("alloy", alloy_values()), ("grafana", grafana_values()),
+                         ("alertmanager", alertmanager_values(webhook_url))):
         path = out / "values" / f"{name}.yaml"
         path.write_text(f"# generated by ./stack k8s render from deploy/values/{name}.yaml; edit that\n"
                         + yaml.safe_dump(values, sort_keys=False))
@@ -144,10 +204,10 @@ def render(out: Path, values_files: list[Path]) -> list[Path]:
     return written
 
 
-def cmd_k8s(_settings, args) -> int:
+def cmd_k8s(settings, args) -> int:
     out = Path(args.out).resolve()
     try:
-        written = render(out, [Path(f).resolve() for f in args.values])
+        written = render(out, [Path(f).resolve() for f in args.values], settings.alert_webhook_url)
     except RenderError as exc:
         raise StackError(str(exc)) from None
     for path in written:

@@ -25,6 +25,13 @@ BASIC_AUTH_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "30-basic-auth.sh"
 LOG_ROTATION_SCRIPT = ROOT / "nginx" / "docker-entrypoint.d" / "40-log-rotation.sh"
 ALLOY_CONFIG = ROOT / "observability" / "alloy" / "config.alloy"
 LOKI_CONFIG = ROOT / "observability" / "loki" / "loki.yaml"
+LOKI_RULES_DIR = ROOT / "observability" / "loki" / "rules"
+# Prometheus and Alertmanager read no environment: their files are templates (docs/alerts.md)
+PROMETHEUS_TEMPLATE = ROOT / "observability" / "prometheus" / "prometheus.yml.template"
+PROMETHEUS_RULE_TEMPLATES = ROOT / "observability" / "prometheus" / "rules"
+ALERTMANAGER_TEMPLATE = ROOT / "observability" / "alertmanager" / "alertmanager.yml.template"
+#: ALERT_WEBHOOK_URL unset: the webhook receiver is not routed to, but needs a URL to load
+UNUSED_WEBHOOK = "http://127.0.0.1:1/unused"
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
@@ -68,6 +75,42 @@ def nginx_values(s: Settings) -> dict[str, str]:
 
 def nginx_conf(s: Settings) -> str:
     return substitute(NGINX_TEMPLATE.read_text(), nginx_values(s))
+
+
+def alerting_values(s: Settings) -> dict[str, str]:
+    """The values of the Prometheus and Alertmanager templates (render-config.sh takes the
+    same names from the environment)."""
+    return {
+        "ALERT_EVAL_INTERVAL": s.alert_eval_interval,
+        "ALERT_FOR": s.alert_for,
+        "ALERT_BURN_FOR": s.alert_burn_for,
+        "SLO_AVAILABILITY": s.slo_availability,
+        "SLO_LATENCY": s.slo_latency,
+        "SLO_LATENCY_THRESHOLD": s.slo_latency_threshold,
+        "ALERT_RUNBOOK_URL": s.alert_runbook_url,
+        "GRAFANA_URL": s.grafana_url,
+        "PROMETHEUS_RULES_DIR": str(s.run_dir / "prometheus" / "rules"),
+        "ALERTMANAGER_ADDR": f"127.0.0.1:{s.alertmanager_port}",
+        "ALERT_RECEIVER": "webhook" if s.alert_webhook_url else "keep",
+        "ALERT_WEBHOOK_URL": s.alert_webhook_url or UNUSED_WEBHOOK,
+    }
+
+
+def prometheus_rule_templates() -> list:
+    return sorted(PROMETHEUS_RULE_TEMPLATES.glob("*.yaml.template"))
+
+
+def write_alerting(s: Settings) -> None:
+    """Prometheus's config and rules and Alertmanager's config, rendered into RUN_DIR."""
+    values = alerting_values(s)
+    rules = s.run_dir / "prometheus" / "rules"
+    rules.mkdir(parents=True, exist_ok=True)
+    for old in rules.glob("*.yaml"):
+        old.unlink()
+    for template in prometheus_rule_templates():
+        (rules / template.name.removesuffix(".template")).write_text(substitute(template.read_text(), values))
+    (s.run_dir / "prometheus" / "prometheus.yml").write_text(substitute(PROMETHEUS_TEMPLATE.read_text(), values))
+    (s.run_dir / "alertmanager.yml").write_text(substitute(ALERTMANAGER_TEMPLATE.read_text(), values))
 
 
 def _env(values: dict[str, str]) -> str:
@@ -166,7 +209,12 @@ stderr_logfile={run}/logrotate.err
     if s.runs_loki:
         # compose's Loki config, with its data, address and ports from the environment
         env = {"LOKI_DATA_DIR": str(s.data_dir / "loki"), "LOKI_LISTEN_ADDR": "127.0.0.1",
-               "LOKI_HTTP_PORT": str(s.loki_port), "LOKI_GRPC_PORT": str(s.loki_grpc_port)}
+               "LOKI_HTTP_PORT": str(s.loki_port), "LOKI_GRPC_PORT": str(s.loki_grpc_port),
+               "LOKI_RULES_DIR": str(LOKI_RULES_DIR), "LOKI_RULER_INTERVAL": s.alert_eval_interval,
+               # without Prometheus the ruler still records, for Loki's own API, and writes nowhere
+               "LOKI_REMOTE_WRITE_ENABLED": "true" if s.runs_alerting else "false",
+               "LOKI_REMOTE_WRITE_URL": f"http://127.0.0.1:{s.prometheus_port}/api/v1/write",
+               "LOKI_ALERTMANAGER_URL": f"http://127.0.0.1:{s.alertmanager_port}"}
         parts.append(f"""
 [program:loki]
 ; TERM: Loki stops taking pushes, flushes what it holds, then exits; its WAL keeps the rest
@@ -179,6 +227,8 @@ priority=5
 stdout_logfile={run}/loki.out
 stderr_logfile={run}/loki.err
 """)
+    if s.runs_alerting:
+        parts.append(alerting_programs(s))
     if s.ships_with_alloy:
         # Alloy's loki.write takes the push URL only; LOKI_URL may be the base URL
         env = {"LOG_DIR": str(s.log_dir), "LOKI_URL": push_url(s.loki_target), "STACK_ENV": s.stack_env}
@@ -200,6 +250,38 @@ stderr_logfile={run}/alloy.err
     return "".join(parts)
 
 
+def alerting_programs(s: Settings) -> str:
+    run, data = s.run_dir, s.data_dir
+    prometheus = (f"{s.prometheus_bin} --config.file={run}/prometheus/prometheus.yml"
+                  f" --storage.tsdb.path={data}/prometheus --storage.tsdb.retention.time=31d"
+                  f" --web.listen-address=127.0.0.1:{s.prometheus_port} --web.enable-remote-write-receiver")
+    # --cluster.listen-address= : one Alertmanager, no gossip port to collide with another stack's
+    alertmanager = (f"{s.alertmanager_bin} --config.file={run}/alertmanager.yml"
+                    f" --storage.path={data}/alertmanager --web.listen-address=127.0.0.1:{s.alertmanager_port}"
+                    " --cluster.listen-address=")
+    # Stopped after Loki (priorities stop in reverse), so the ruler's last samples are stored.
+    return f"""
+[program:prometheus]
+; TERM: Prometheus writes its head block and exits
+{supervised(prometheus, "TERM")}
+stopwaitsecs=30
+autorestart=true
+startsecs=1
+priority=4
+stdout_logfile={run}/prometheus.out
+stderr_logfile={run}/prometheus.err
+
+[program:alertmanager]
+{supervised(alertmanager, "TERM")}
+stopwaitsecs=30
+autorestart=true
+startsecs=1
+priority=3
+stdout_logfile={run}/alertmanager.out
+stderr_logfile={run}/alertmanager.err
+"""
+
+
 def check_basic_auth(s: Settings) -> None:
     """The htpasswd file must hold user:hash lines NGINX can check (the compose check too)."""
     if s.basic_auth_file is None:
@@ -218,4 +300,6 @@ def write_all(s: Settings) -> None:
     s.data_dir.mkdir(parents=True, exist_ok=True)
     (s.run_dir / "nginx-temp").mkdir(parents=True, exist_ok=True)
     (s.run_dir / "nginx.conf").write_text(nginx_conf(s))
+    if s.runs_alerting:
+        write_alerting(s)
     (s.run_dir / "supervisord.conf").write_text(supervisord_conf(s))

@@ -80,6 +80,44 @@ def htpasswd_path(raw: str) -> Path | None:
     return Path(raw).resolve() if raw else None
 
 
+def duration(raw: str) -> str:
+    """A Prometheus duration of whole seconds or minutes: ``10s``, ``1m``, ``0s``."""
+    if not re.fullmatch(r"(0|[1-9][0-9]{0,5})[sm]", raw):
+        raise ValueError("is not a duration like 30s or 5m")
+    return raw
+
+
+def objective(raw: str) -> str:
+    """An SLO objective: a fraction strictly between 0 and 1 (``0.999``), kept as written."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not 0 < value < 1 or not re.fullmatch(r"0\.[0-9]+", raw):
+        raise ValueError("is not an objective between 0 and 1, like 0.999")
+    return raw
+
+
+def latency_threshold(raw: str) -> str:
+    from .loki_rules import FAST_THRESHOLDS  # the thresholds Loki's rules record
+
+    if raw not in FAST_THRESHOLDS:
+        raise ValueError(f"is not one of the recorded thresholds ({', '.join(FAST_THRESHOLDS)} s)")
+    return raw
+
+
+def webhook_url(raw: str) -> str:
+    if raw and not re.fullmatch(r"https?://[^\s\"'\\]+", raw):
+        raise ValueError("is not an http:// or https:// URL")
+    return raw
+
+
+def http_url(raw: str) -> str:
+    if not re.fullmatch(r"(https?|file)://[^\s\"'\\]+|[^\s\"'\\:]+", raw):
+        raise ValueError("is not a URL (http, https or file) or a relative path")
+    return raw.rstrip("/")
+
+
 # --- the table -------------------------------------------------------------------------
 
 def _tool(name: str) -> Callable[[dict], str]:
@@ -137,6 +175,31 @@ SETTINGS: tuple[Setting, ...] = (
             " never",
             shown=".tools/bin/alloy, if it is there"),
     Setting("ALLOY_PORT", "12345", whole(1, 65535), "Alloy's HTTP port (127.0.0.1: /-/ready, its UI)"),
+    Setting("PROMETHEUS_BIN", lambda _v: tools.found("prometheus"), binary_or_off, "Prometheus, run with"
+            " Alertmanager when `up` runs Loki: it stores the series Loki's ruler records and evaluates the"
+            " alerts (docs/alerts.md); off: never", shown="/usr/bin/prometheus, if it is there"),
+    Setting("PROMETHEUS_PORT", "9090", whole(1, 65535), "Prometheus's HTTP port (127.0.0.1)"),
+    Setting("ALERTMANAGER_BIN", lambda _v: tools.found("alertmanager"), binary_or_off, "Alertmanager,"
+            " run with Prometheus; off: never", shown="/usr/bin/prometheus-alertmanager, if it is there"),
+    Setting("ALERTMANAGER_PORT", "9093", whole(1, 65535), "Alertmanager's HTTP port (127.0.0.1)"),
+    Setting("ALERT_EVAL_INTERVAL", "1m", duration, "how often Loki's ruler records and Prometheus"
+            " evaluates the alerts"),
+    Setting("ALERT_FOR", "5m", duration, "how long a pipeline alert's condition must hold before it"
+            " fires (LayerSilent, UpstreamFailing, LokiRulerSilent)"),
+    Setting("ALERT_BURN_FOR", "2m", duration, "the same for the SLO burn-rate alerts"),
+    Setting("SLO_AVAILABILITY", "0.999", objective, "availability objective: share of requests at"
+            " the edge not answered 5xx, over 30 days"),
+    Setting("SLO_LATENCY", "0.99", objective, "latency objective: share of page requests answered"
+            " within SLO_LATENCY_THRESHOLD"),
+    Setting("SLO_LATENCY_THRESHOLD", "0.3", latency_threshold, "seconds (NGINX request_time) a page"
+            " request may take: 0.1, 0.3 or 1"),
+    Setting("ALERT_WEBHOOK_URL", "", webhook_url, "Alertmanager sends every alert there (its webhook"
+            " JSON); unset: alerts stay in Alertmanager's API and UI and `./stack alerts`",
+            shown="unset"),
+    Setting("ALERT_RUNBOOK_URL", str(ROOT / "docs" / "alerts.md"), http_url, "where each alert's"
+            " runbook annotation points (a section of docs/alerts.md)", shown="./docs/alerts.md"),
+    Setting("GRAFANA_URL", "http://localhost:3000", http_url, "Grafana, for the dashboard link of"
+            " each alert"),
     Setting("VENV_DIR", str(ROOT / ".venv"), path, "the Python venv ./stack creates and uses",
             shown="./.venv"),
 )
@@ -189,6 +252,11 @@ class Settings:
     @property
     def ships_with_alloy(self) -> bool:
         return bool(self.loki_target and self.alloy_bin)
+
+    @property
+    def runs_alerting(self) -> bool:
+        """Whether ``up`` runs Prometheus and Alertmanager: with its own Loki, both binaries found."""
+        return self.runs_loki and bool(self.prometheus_bin) and bool(self.alertmanager_bin)
 
     @property
     def base_url(self) -> str:

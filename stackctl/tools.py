@@ -85,6 +85,8 @@ TOOLS = {t.name: t for t in (
     # alerting (docs/alerts.md): Debian's packages
     Tool("prometheus", "apt", "/usr/bin/prometheus", "apt: prometheus"),
     Tool("alertmanager", "apt", "/usr/bin/prometheus-alertmanager", "apt: prometheus-alertmanager"),
+    Tool("promtool", "apt", "/usr/bin/promtool", "apt: prometheus"),
+    Tool("amtool", "apt", "/usr/bin/amtool", "apt: prometheus-alertmanager"),
 )}
 
 

@@ -17,12 +17,13 @@ usage: ./stack COMMAND
   logs [-f] [-n N] [--layer L,..] [--level LEVEL] [--status S,..] [--request ID]
                     all layers' JSON lines, one per line, in time order (-f: then new ones)
   trace ID|--last [--json] [--files]  the twelve steps of one request
+  alerts [--json]   the alerts firing or pending now (docs/alerts.md)
   test [PYTEST ARGS]  install what the tests need, then run all tests
   test unit [ARGS]  the fast tier: only the unit tests, with only the venv (seconds)
   k8s render [--out DIR] [-f VALUES]...  Kubernetes: chart manifests and the official
                     charts' values files (deploy/README.md)
   bench [ARGS]      what observability costs, measured (= ./bench/run; bench/README.md)
-down, reload, status, logs and trace use the settings the running stack was started with.
+down, reload, status, logs, trace and alerts use the settings the running stack was started with.
 """
 
 

@@ -29,6 +29,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         LOG_LEVEL=conf.log_level,
         # A query at least this slow is logged at WARNING whatever LOG_LEVEL says.
         DB_SLOW_MS=conf.db_slow_ms,
+        # Detail on demand (pcbuilder.request_detail): which requests write their fine events.
+        LOG_DETAIL=conf.log_detail,
+        LOG_DETAIL_SLOW_MS=conf.log_detail_slow_ms,
+        LOG_DETAIL_SAMPLE=conf.log_detail_sample,
+        LOG_DETAIL_MAX_EVENTS=conf.log_detail_max_events,
+        LOG_DETAIL_MAX_BYTES=conf.log_detail_max_bytes,
         LOKI_URL=conf.loki_url,
         STACK_ENV=conf.stack_env,
         # Bodies beyond this get a 413 before Flask reads them.

@@ -6,8 +6,9 @@ Request handlers only read: each request gets one connection in ``g`` that is op
 every uWSGI process and must therefore be safe to run concurrently.
 
 Every query goes through :func:`_query`, which adds it to the request's wide event
-(``db_queries``, ``db_ms``, ``db_rows``, ``db_start_us``), logs a ``db.query`` line at
-DEBUG and a ``db.slow_query`` WARNING when it takes ``DB_SLOW_MS`` or longer.
+(``db_queries``, ``db_ms``, ``db_rows``, ``db_start_us``), keeps a ``db.query`` fine event
+(written at DEBUG, or when the request keeps its detail: ``request_detail``) and logs a
+``db.slow_query`` WARNING when it takes ``DB_SLOW_MS`` or longer.
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ import structlog
 from flask import Flask, current_app, g
 
 from . import request_log
-from .logging_config import debug_enabled
 from .catalog import CATEGORIES, COMMON_FIELDS, COMPONENTS, attributes_of
 
 LOGGER = "pcbuilder.db"
@@ -170,24 +170,30 @@ def init_app(app: Flask) -> None:
 
 def _query(sql: str, params=()) -> list[sqlite3.Row]:
     """Run one read query on the request's connection; count it in the request's wide
-    event (step 6), log it at DEBUG, and at WARNING when slower than ``DB_SLOW_MS``."""
-    db = get_db()
+    event (step 6), keep it as a ``db.query`` fine event (its statement shape: parameters
+    are bound, never in ``sql``), and log it at WARNING when slower than ``DB_SLOW_MS``."""
     stats = request_log.stats()
+    detail = stats.detail if stats is not None else None
     if stats is not None and stats.db_start_us is None:
         stats.db_start_us = time.time_ns() // 1000
     started = time.perf_counter()
-    rows = db.execute(sql, params).fetchall()
+    try:
+        rows = get_db().execute(sql, params).fetchall()
+    except Exception as exc:  # the database unavailable, locked...: the query is part of the story
+        if detail is not None:
+            detail.query(sql, None, (time.perf_counter() - started) * 1000, started, type(exc).__name__)
+        raise
     duration_ms = (time.perf_counter() - started) * 1000
     if stats is not None:
         stats.db_queries += 1
         stats.db_ms += duration_ms
         stats.db_rows += len(rows)
+    if detail is not None:
+        detail.query(sql, len(rows), duration_ms, started)
     slow_ms = current_app.config["DB_SLOW_MS"]
     if duration_ms >= slow_ms:
         log.warning("db.slow_query", sql=_one_line(sql), duration_ms=round(duration_ms, 3),
                     rows=len(rows), threshold_ms=slow_ms)
-    elif debug_enabled(LOGGER):
-        log.debug("db.query", sql=_one_line(sql), duration_ms=round(duration_ms, 3), rows=len(rows))
     return rows
 
 

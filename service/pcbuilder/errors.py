@@ -11,9 +11,10 @@ is logged as ``request.failed`` (with its traceback) and answered 500 without de
 from __future__ import annotations
 
 import structlog
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from . import request_log
 from .request_ids import is_valid
 from .urls import API_PREFIX
 
@@ -86,7 +87,7 @@ def _page(status: int, title: str, headers=(), template: str = "error.html", **c
     wrong: when even the page cannot be rendered (e.g. a Host the app cannot build URLs
     for, so ``url_for`` has no adapter), the answer is plain text with the request id."""
     try:
-        return render_template(template, status=status, title=title, **context), status, headers
+        return request_log.render(template, status=status, title=title, **context), status, headers
     except Exception as exc:
         log.exception("error_page.failed", status=status, error=type(exc).__name__)
         text = f"{status} {title}\nrequest id: {current_request_id()}\n"

@@ -24,15 +24,12 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-import structlog
 from werkzeug.datastructures import MultiDict
 
-from . import db
+from . import db, request_detail
 from .catalog import CATEGORIES
-from .logging_config import debug_enabled
 
 LOGGER = "pcbuilder.listing"
-log = structlog.get_logger(LOGGER)
 
 PARAMETERS = ("category", "q", "sort", "order")
 SORT_KEYS = tuple(db.SORT_COLUMNS)
@@ -90,7 +87,25 @@ def parse(args: MultiDict) -> tuple[Listing, list[Problem]]:
             problems += [problem] if problem else []
             if not problem:
                 fields[name] = given[name]
-    return Listing(**fields), problems
+    listing = Listing(**fields)
+    detail = request_detail.current()
+    if detail is not None:  # rendered only if kept (both are immutable from here on)
+        detail.add("listing.parsed", LOGGER, (_decision, listing, tuple(problems)))
+    return listing, problems
+
+
+def _decision(listing: Listing, problems: tuple[Problem, ...]) -> dict:
+    """What the parser decided, without what the client typed: whether there is a search
+    (not its text), the known parameters it could not use, how many unknown ones."""
+    return {"category": listing.category, "sort": listing.sort, "order": listing.order,
+            "searched": bool(listing.q), "problems": len(problems),
+            "bad": sorted({p.parameter for p in problems if not p.unknown_name}),
+            "unknown": sum(p.unknown_name for p in problems)}
+
+
+def _retrieved(listing: Listing, count: int) -> dict:
+    return {"count": count, "category": listing.category, "sort": listing.sort, "order": listing.order,
+            "searched": bool(listing.q)}
 
 
 def _matches_nothing(q: str) -> bool:
@@ -104,7 +119,7 @@ def fetch(listing: Listing) -> list[dict]:
     else:
         components = db.list_components(category=listing.category, search=listing.q or None,
                                         sort=listing.sort, order=listing.order)
-    if debug_enabled(LOGGER):  # DEBUG: the count is in the request's wide event
-        log.debug("components.retrieved", count=len(components), category=listing.category,
-                  sort=listing.sort, order=listing.order, searched=bool(listing.q))
+    detail = request_detail.current()
+    if detail is not None:  # the count is also in the request's wide event
+        detail.add("components.retrieved", LOGGER, (_retrieved, listing, len(components)))
     return components

@@ -7,8 +7,10 @@ therefore ends up as JSON on the same stream.
 
 Cost matters: this runs for every request (bench/README.md). So:
 
-- the fine-grained per-request events (DEBUG) are guarded by :func:`debug_enabled`
-  (stdlib's cached ``isEnabledFor``: ~0.1 us), so at INFO they cost nothing;
+- the fine per-request events are tuples in the request's buffer
+  (:mod:`pcbuilder.request_detail`), rendered only for a request that keeps them or at
+  DEBUG; :class:`~pcbuilder.request_detail.RecordCapture` on the root logger adds a
+  WARNING or a library's record to that buffer, one type check for any other line;
 - a line is rendered once, by python-json-logger's msgspec formatter (the fastest of
   the serializers it ships, measured in ``bench/log_cost.py``); the file writer encodes
   that text for its one ``write(2)``, the Loki shipper queues the same text object
@@ -32,6 +34,7 @@ from pythonjsonlogger.msgspec import MsgspecFormatter
 
 from . import settings as app_settings
 from .log_file import AppendFileHandler
+from .request_detail import RecordCapture
 from .settings import AppSettings
 
 #: Fields every app line carries, in this order (see docs/logs.md "Log fields").
@@ -41,6 +44,7 @@ _RENAME = {
 }
 _FORMAT = "%(levelname)s %(name)s %(message)s %(process)d"
 _HANDLER_NAME = "pcbuilder-local"
+_CAPTURE_HANDLER_NAME = "pcbuilder-detail"
 #: The browser's navigation timings (steps 1 and 12), logged by the beacon endpoint.
 BROWSER_LOGGER = "pcbuilder.browser"
 _BROWSER_HANDLER_NAME = "pcbuilder-browser"
@@ -190,6 +194,7 @@ def configure_logging(instance: str, log_file: str | None = None, level: str = "
     root = logging.getLogger()
     formatter = json_formatter(instance)
     _replace_handler(root, _HANDLER_NAME, LineHandler(formatter, log_file))
+    _replace_handler(root, _CAPTURE_HANDLER_NAME, RecordCapture())
     root.setLevel(level)
 
     browser = logging.getLogger(BROWSER_LOGGER)

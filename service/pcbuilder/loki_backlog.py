@@ -22,7 +22,7 @@ ENTRY_OVERHEAD = 560
 
 
 def entry_size(line: str, metadata: dict) -> int:
-    return len(line) + sum(len(k) + len(v) for k, v in metadata.items()) + ENTRY_OVERHEAD
+    return len(line) + sum(map(len, metadata)) + sum(map(len, metadata.values())) + ENTRY_OVERHEAD
 
 
 class Counters:

@@ -111,7 +111,7 @@ class LokiHandler(logging.Handler):
         try:
             line = self.formatter.text(record)
             event = record.msg if isinstance(record.msg, dict) else {}
-            metadata = {k: str(event[k]) for k in METADATA_KEYS if event.get(k) is not None}
+            metadata = {k: str(v) for k in METADATA_KEYS if (v := event.get(k)) is not None}
             backlog.append(round(record.created * 1_000_000) * 1000, line, metadata)
         except Exception:  # logging must never fail the caller
             self.handleError(record)

@@ -8,8 +8,11 @@ Every request ends in ONE ``request.finished`` line at INFO (a "canonical log li
 method, route, path, status, bytes, when the app began it (``start_us``, step 5 of the
 twelve) and how long it took, the database work (``db_queries``, ``db_ms``, ``db_rows``,
 ``db_start_us``: step 6), the components retrieved, instance, pid, worker and trace
-context. The fine-grained ``request.started`` / ``db.query`` / ``components.retrieved``
-are DEBUG (``LOG_LEVEL=DEBUG``); a slow query is a WARNING (``db.py``).
+context. The fine events (``request.started``, each ``db.query``, the template render...)
+are the request's :mod:`~pcbuilder.request_detail`: written as they happen at DEBUG, else
+held in memory and written just before ``request.finished`` only when the request failed,
+was slow or was sampled (``request.finished`` then says which in ``detail``, with
+``detail_kept`` and ``detail_dropped``). A slow query is a WARNING either way (``db.py``).
 """
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ import os
 import time
 
 import structlog
-from flask import Flask, g, request
+from flask import Flask, g, render_template, request
 
+from . import request_detail
 from .logging_config import debug_enabled
 from .request_ids import is_valid, new_request_id
 
@@ -36,7 +40,7 @@ class RequestStats:
     """What the request did, gathered while it runs, logged once at the end."""
 
     __slots__ = ("start_us", "started", "db_queries", "db_ms", "db_rows", "db_start_us",
-                 "components")
+                 "components", "detail")
 
     def __init__(self):
         self.start_us = time.time_ns() // 1000
@@ -46,6 +50,7 @@ class RequestStats:
         self.db_rows = 0
         self.db_start_us = None
         self.components = 0
+        self.detail: request_detail.Detail | None = None
 
 
 def stats() -> RequestStats | None:
@@ -76,8 +81,19 @@ def uri_for_log(environ) -> str:
     return json.dumps(text, ensure_ascii=True)[1:-1]
 
 
-def _begin_request() -> None:
-    g.request_stats = RequestStats()
+def render(template: str, **context) -> str:
+    """Flask's ``render_template``, timed as a ``template.rendered`` fine event."""
+    d = request_detail.current()
+    if d is None:
+        return render_template(template, **context)
+    started = time.perf_counter()
+    text = render_template(template, **context)
+    d.rendered(template, (time.perf_counter() - started) * 1000, started)
+    return text
+
+
+def _begin_request(policy: request_detail.Policy) -> None:
+    g.request_stats = st = RequestStats()
     rid = request.environ.get("REQUEST_ID")
     if not is_valid(rid):
         rid = new_request_id()
@@ -92,15 +108,30 @@ def _begin_request() -> None:
     if uwsgi is not None:
         uwsgi.set_logvar("rid", rid)
         uwsgi.set_logvar("uri_json", uri_for_log(request.environ))
-    if debug_enabled(LOGGER):
-        log.debug("request.started", method=request.method, path=request.path)
+    d = st.detail = request_detail.begin(policy, debug_enabled(LOGGER), st.started, st.start_us)
+    if d is not None:  # the environ, not request.method/.path: a proxy lookup each costs ~1 % here
+        environ = request.environ
+        d.add("request.started", LOGGER, environ, len(environ.get("PATH_INFO", "")), at=st.started)
 
 
-def _finish_request(response):
+def _kept_detail(st: RequestStats, status: int, duration_ms: float, policy) -> dict:
+    """Write the request's fine events if it deserves them; what ``request.finished`` says."""
+    d = st.detail
+    if d is None or type(d) is not request_detail.Detail:  # off, or DEBUG (already written)
+        return {}
+    why = d.verdict(status, duration_ms, policy)
+    if why is None:
+        return {}
+    return {"detail": why, "detail_kept": d.write(), "detail_dropped": d.dropped}
+
+
+def _finish_request(response, policy: request_detail.Policy):
     response.headers["X-Request-ID"] = g.request_id
     st = g.request_stats
     size = response.calculate_content_length()
     rule = request.url_rule
+    duration_ms = round((time.perf_counter() - st.started) * 1000, 3)
+    kept = _kept_detail(st, response.status_code, duration_ms, policy)
     log.info(
         "request.finished",
         method=request.method,
@@ -109,24 +140,27 @@ def _finish_request(response):
         status=response.status_code,
         bytes=size if size is not None else -1,
         start_us=st.start_us,
-        duration_ms=round((time.perf_counter() - st.started) * 1000, 3),
+        duration_ms=duration_ms,
         db_queries=st.db_queries,
         db_ms=round(st.db_ms, 3),
         db_rows=st.db_rows,
         db_start_us=st.db_start_us,
         components=st.components,
         worker=worker_id(),
+        **kept,
     )
     return response
 
 
 def _clear_context(_exc=None) -> None:
+    request_detail.end()
     structlog.contextvars.clear_contextvars()
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(_begin_request)
-    app.after_request(_finish_request)
+    policy = request_detail.Policy.from_config(app.config)
+    app.before_request(lambda: _begin_request(policy))
+    app.after_request(lambda response: _finish_request(response, policy))
     app.teardown_request(_clear_context)
 
     @app.context_processor

@@ -173,6 +173,18 @@ APP_SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_LEVEL", "INFO", log_level, "app log level: " + ", ".join(LOG_LEVELS)),
     Setting("DB_SLOW_MS", "100", non_negative_number, "a query taking this many ms or longer is logged"
             " as db.slow_query (WARNING)"),
+    Setting("LOG_DETAIL", "on", on_off, "detail on demand: keep each request's fine events in memory and write"
+            " them (before request.finished) only for a failed, slow or sampled request; off: never"
+            " (LOG_LEVEL=DEBUG writes them for every request either way)"),
+    Setting("LOG_DETAIL_SLOW_MS", "500", non_negative_number, "a request taking this many ms or longer"
+            " keeps its detail (0: every request)"),
+    Setting("LOG_DETAIL_SAMPLE", "0.01", fraction, "fraction of the other requests that keep their detail"
+            " (0 to 1)"),
+    Setting("LOG_DETAIL_MAX_EVENTS", "200", whole(1, 100_000), "most fine events kept per request"
+            " (the rest are counted in detail_dropped)"),
+    Setting("LOG_DETAIL_MAX_BYTES", str(64 * 1024), whole(1024, 2**30), "most bytes of fine events kept"
+            " per request, estimated from their fields (the rest are counted in detail_dropped)",
+            shown="65536 (64 KiB)"),
     Setting("STACK_ENV", "local", text, "`env` label on log streams"),
     Setting("LOKI_URL", "", loki_url, "Loki's base URL (http://HOST:3100) or push URL"
             " (.../loki/api/v1/push); set: the app ships its lines there", shown="unset",

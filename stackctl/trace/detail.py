@@ -25,13 +25,17 @@ def describe(event: dict) -> str:
     if name == "request.started":
         return f"{event.get('method')} {event.get('path')}"
     if name in ("db.query", "db.slow_query"):
-        rows = event.get("rows")
-        return f"{event.get('sql')}" + (f" ({rows} rows)" if rows is not None else "")
+        rows, error = event.get("rows"), event.get("error")
+        return f"{event.get('sql')}" + (f" ({rows} rows)" if rows is not None else "") + \
+            (f" FAILED: {error}" if error else "")
     if name == "template.rendered":
         return f"render {event.get('template')}"
     if name == "log.record":
-        return f"{event.get('record_level')} {event.get('logger')}: {event.get('message')}"
-    return " ".join(f"{k}={v}" for k, v in event.items() if k not in COMMON)
+        error = event.get("error")
+        return f"{event.get('record_level')} {event.get('logger')}: {event.get('message')}" + \
+            (f" ({error})" if error else "")
+    # a ``_`` key is the source's own (Loki's timestamp), not the event's
+    return " ".join(f"{k}={v}" for k, v in event.items() if k not in COMMON and not k.startswith("_"))
 
 
 def span(event: dict) -> tuple[float | None, float | None]:

@@ -12,6 +12,9 @@ deploy/images.yaml pins:
   where the project relies on it (tests/compose/standins/nginx.Containerfile). Not
   bookworm's 1.22 nor trixie's 1.26: compose's upstream uses `server ... resolve`, which
   NGINX has had since 1.27.3;
+- the `prometheus` and `alertmanager` images: Debian bookworm's prometheus (2.42) and
+  prometheus-alertmanager (0.25), the versions ./stack runs, laid out like the official
+  images (tests/compose/standins/{prometheus,alertmanager}.Containerfile);
 - Loki: tests/compose/loki_standin (a push endpoint that records, and answers compose's
   `loki -health` check); no Alloy, no Grafana.
 The base images are cached in podman's storage between runs (a content key in a label
@@ -61,6 +64,8 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 STANDIN_IMAGES = {
     "python.Containerfile": ("bookworm", [qualified(PINNED["python"])]),
     "nginx.Containerfile": ("sid", [qualified(PINNED["nginx"])]),
+    "prometheus.Containerfile": ("bookworm", [qualified(PINNED["prometheus"])]),
+    "alertmanager.Containerfile": ("bookworm", [qualified(PINNED["alertmanager"])]),
 }
 # this machine's trust store additions (an intercepting proxy's CA): builds that fetch
 # from PyPI or Debian inside a container need them as the host does

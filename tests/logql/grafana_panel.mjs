@@ -86,6 +86,53 @@ export function makeTableFrames(instantFrames) {
   });
 }
 
+/** The Prometheus datasource's table path for instant answers of `format: table` targets
+ *  (@grafana/prometheus result_transformer.ts, transformDFToTable, restated: that package
+ *  pulls Grafana's whole UI): per refId one frame of Time, the labels in the order first
+ *  met (each series' sorted), and `Value`, or `Value #<refId>` when the panel has several. */
+export function prometheusTableFrames(answers) {
+  const refIds = Object.keys(answers);
+  return refIds.map((refId) => {
+    const frames = backendFrames(refId, answers[refId]);
+    const time = { name: "Time", config: {}, values: [], type: FieldType.time };
+    const value = { name: refIds.length > 1 ? `Value #${refId}` : "Value", config: {}, values: [],
+      type: FieldType.number };
+    const labels = [];
+    for (const frame of frames) {
+      for (const name of Object.keys(frame.fields[1].labels ?? {}).sort()) {
+        if (!labels.some((l) => l.name === name)) {
+          labels.push({ name, config: { filterable: true }, values: [], type: FieldType.string });
+        }
+      }
+    }
+    for (const frame of frames) {
+      time.values.push(...frame.fields[0].values);
+      value.values.push(...frame.fields[1].values);
+      for (const f of labels) f.values.push(frame.fields[1].labels?.[f.name] ?? "");
+    }
+    return { refId, fields: [time, ...labels, value], meta: { preferredVisualisationType: "rawPrometheus" },
+      length: time.values.length };
+  });
+}
+
+/** Grafana's backend on a Prometheus range (matrix) answer: one frame per series, its
+ *  Value field named by the target's legend (pkg/promlib: displayNameFromDS). */
+export function prometheusRangeFrames(refId, answer, legendFormat) {
+  if (answer?.status !== "success" || answer.data?.resultType !== "matrix") {
+    throw new Error(`${refId}: not a Prometheus matrix answer`);
+  }
+  const legend = (metric) => legendFormat.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name) => metric[name] ?? "");
+  return answer.data.result.map((series) => ({
+    refId,
+    length: series.values.length,
+    fields: [
+      { name: "Time", type: FieldType.time, config: {}, values: series.values.map(([t]) => t * 1000) },
+      { name: "Value", type: FieldType.number, labels: { ...series.metric },
+        config: { displayNameFromDS: legend(series.metric) }, values: series.values.map(([, v]) => Number(v)) },
+    ],
+  }));
+}
+
 /** Steps 1+2 for a panel's instant targets: {refId: Loki answer} -> the datasource's frames. */
 export function lokiInstantFrames(answers) {
   return makeTableFrames(Object.entries(answers).flatMap(([refId, answer]) => backendFrames(refId, answer)));
@@ -149,8 +196,8 @@ export async function renderPanel(panel, frames) {
     rows: Array.from({ length: frame.length }, (_, i) =>
       frame.fields.map((field) => {
         const raw = field.values[i];
-        const text = raw === null || raw === undefined ? "" : gd.formattedValueToString(field.display(raw));
-        return { raw, text };
+        const display = raw === null || raw === undefined ? undefined : field.display(raw);
+        return { raw, text: display ? gd.formattedValueToString(display) : "", color: display?.color };
       }),
     ),
   }));
@@ -167,6 +214,24 @@ export function statTexts(panel, frames) {
     .getFieldDisplayValues({ data, reduceOptions: panel.options.reduceOptions, fieldConfig: panel.fieldConfig,
       replaceVariables: (s) => s, theme, timeZone: "utc" })
     .map((v) => gd.formattedValueToString(v.display));
+}
+
+/** What a stat panel shows, with the color it shows it in. */
+export function statDisplays(panel, frames) {
+  const theme = gd.createTheme();
+  const data = gd.applyFieldOverrides({
+    data: frames, fieldConfig: panel.fieldConfig, fieldConfigRegistry: fieldConfigRegistry(),
+    replaceVariables: (s) => s, theme, timeZone: "utc",
+  });
+  return gd
+    .getFieldDisplayValues({ data, reduceOptions: panel.options.reduceOptions, fieldConfig: panel.fieldConfig,
+      replaceVariables: (s) => s, theme, timeZone: "utc" })
+    .map((v) => ({ text: gd.formattedValueToString(v.display), color: v.display.color }));
+}
+
+/** A named color as Grafana's default theme draws it. */
+export function themeColor(name) {
+  return gd.createTheme().visualization.getColorByName(name);
 }
 
 /** A rendered table as aligned text (README). */

@@ -1,6 +1,7 @@
-"""The provisioned Grafana dashboards as data: every panel, every Loki query (with Grafana's
-variables replaced by values of the right shape), and Grafana's own LogQL grammar to parse
-them (@grafana/lezer-logql, run by tests/logql/parse.mjs)."""
+"""The provisioned Grafana dashboards as data: every panel, every Loki and Prometheus query
+(with Grafana's variables replaced by values of the right shape), Grafana's own LogQL grammar
+to parse the Loki ones (@grafana/lezer-logql, run by tests/logql/parse.mjs) and the real
+Prometheus's parser (promtool) for the PromQL ones."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from tests.support.tools import REPO_ROOT, require_tool
 GRAFANA = REPO_ROOT / "observability/grafana"
 DASHBOARD_DIR = GRAFANA / "dashboards"
 DATASOURCES = GRAFANA / "provisioning/datasources/loki.yaml"
+PROMETHEUS_DATASOURCE = GRAFANA / "provisioning/datasources/prometheus.yaml"
 PROVIDERS = GRAFANA / "provisioning/dashboards/dashboards.yaml"
 LOGQL_DIR = REPO_ROOT / "tests/logql"
 PARSER = LOGQL_DIR / "parse.mjs"
@@ -29,6 +31,7 @@ BUILTIN_VARS = {
     "__range": "1h",
     "__interval_ms": "60000",
     "__range_s": "3600",
+    "__url_time_range": "from=now-1h&to=now",
 }
 _VAR_REF = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 
@@ -85,19 +88,40 @@ class Target:
         return self.expr.lstrip().startswith("{")
 
 
-def loki_targets(values: dict[str, str] | None = None) -> list[Target]:
-    """Every Loki target of every dashboard; ``values`` gives variables real values (else
-    placeholders of the right shape, :func:`dashboard_vars`)."""
+def loki_targets(values: dict[str, str] | None = None, datasource: str = "loki") -> list[Target]:
+    """Every Loki (or ``datasource``) target of every dashboard; ``values`` gives variables
+    real values (else placeholders of the right shape, :func:`dashboard_vars`)."""
     out = []
     for fname, dash in load_dashboards().items():
         defaults = dashboard_vars(dash)
         variables = {**defaults, **{k: v for k, v in (values or {}).items() if k in defaults}}
         for panel in all_panels(dash):
             for t in panel.get("targets", []):
-                if "expr" in t:
+                if "expr" in t and t.get("datasource", {}).get("type") == datasource:
                     where = f"{fname} / {panel.get('title')} / {t.get('refId')}"
                     out.append(Target(where, fname, panel, t.get("refId"), t["expr"],
                                       interpolate(t["expr"], variables), t.get("queryType", "range")))
+    return out
+
+
+def prometheus_targets() -> list[Target]:
+    """Every Prometheus target of every dashboard (instant ones as ``query_type`` instant)."""
+    return [Target(t.where, t.dashboard, t.panel, t.ref_id, t.raw, t.expr,
+                   "instant" if next(x for x in t.panel["targets"] if x["refId"] == t.ref_id).get("instant")
+                   else "range")
+            for t in loki_targets(datasource="prometheus")]
+
+
+def parse_promql(exprs: list[str], workdir) -> list[str]:
+    """The real Prometheus's parser (promtool, Debian's prometheus package) on each
+    expression, as recording rules: the error of each (None when it parses)."""
+    promtool = require_tool("promtool")
+    out = []
+    for n, expr in enumerate(exprs):
+        path = workdir / f"expr{n}.yaml"
+        path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": [{"record": "x", "expr": expr}]}]}))
+        res = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+        out.append(None if res.returncode == 0 else (res.stdout + res.stderr).strip())
     return out
 
 

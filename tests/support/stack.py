@@ -143,8 +143,9 @@ def rotation_records(log_dir: Path, pattern: str) -> tuple[list[dict], list[str]
 
 def private_env(base: Path, **extra_env: str) -> dict[str, str]:
     """The environment of a stack of a test's own: free ports, folders under ``base``, no
-    LOKI_URL from the caller, and the real Loki and Alloy only where a test asks for them
-    (tests/support/real.py) — else a found binary would start on its default ports."""
+    LOKI_URL from the caller, and the real Loki and Alloy (and Prometheus and Alertmanager)
+    only where a test asks for them (tests/support/real.py, alerting.py) — else a found
+    binary would start on its default ports."""
     env = {
         **os.environ,
         "HTTP_PORT": str(free_port()),
@@ -156,6 +157,12 @@ def private_env(base: Path, **extra_env: str) -> dict[str, str]:
         "APP_INSTANCES": "2",
         "LOKI_BIN": "off",
         "ALLOY_BIN": "off",
+        "PROMETHEUS_BIN": "off",
+        "ALERTMANAGER_BIN": "off",
+        # No request keeps its detail by chance (sampled, or slow on a busy machine), so
+        # tests that count lines stay exact; tests of detail on demand set their own.
+        "LOG_DETAIL_SAMPLE": "0",
+        "LOG_DETAIL_SLOW_MS": "60000",
         **extra_env,
     }
     if "LOKI_URL" not in extra_env:

@@ -16,6 +16,10 @@ def app(tmp_path):
         "DATABASE": str(tmp_path / "data" / "pcbuilder.sqlite3"),
         "APP_LOG_FILE": str(tmp_path / "app.log"),
         "INSTANCE_NAME": "test",
+        # No request keeps its detail by chance (sampled, or slow on a busy machine): tests
+        # that count lines stay exact; tests of detail on demand set their own.
+        "LOG_DETAIL_SAMPLE": 0.0,
+        "LOG_DETAIL_SLOW_MS": 60_000.0,
     })
     yield app
 

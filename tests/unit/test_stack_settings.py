@@ -46,6 +46,12 @@ def test_every_default_is_a_good_value_and_survives_saving():
     ("LOKI_BATCH_INTERVAL", "soon", "LOKI_BATCH_INTERVAL=soon is not a number"),
     ("LOKI_BACKLOG_BYTES", "8MiB", "LOKI_BACKLOG_BYTES=8MiB is not a whole number"),
     ("DB_SLOW_MS", "-1", "DB_SLOW_MS=-1 is not a number of 0 or more"),
+    ("LOG_DETAIL", "sometimes", "LOG_DETAIL=sometimes is neither on nor off"),
+    ("LOG_DETAIL_SLOW_MS", "-5", "LOG_DETAIL_SLOW_MS=-5 is not a number of 0 or more"),
+    ("LOG_DETAIL_SAMPLE", "2", "LOG_DETAIL_SAMPLE=2 is not a fraction from 0 to 1"),
+    ("LOG_DETAIL_SAMPLE", "1%", "LOG_DETAIL_SAMPLE=1% is not a number"),
+    ("LOG_DETAIL_MAX_EVENTS", "0", "LOG_DETAIL_MAX_EVENTS=0 is out of range (1..100000)"),
+    ("LOG_DETAIL_MAX_BYTES", "64k", "LOG_DETAIL_MAX_BYTES=64k is not a whole number"),
     ("TLS_SELF_SIGNED_DAYS", "0", "TLS_SELF_SIGNED_DAYS=0 is out of range (1..3650)"),
     ("STACK_START_TIMEOUT", "forever", "STACK_START_TIMEOUT=forever is not a whole number"),
 ])

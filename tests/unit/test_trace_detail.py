@@ -112,3 +112,22 @@ def test_dropped_events_are_counted():
     finished.update(detail_kept=64, detail_dropped=12)
     text = table.render(trace.derive(lines, RID))
     assert "(the app kept 64), 12 more dropped (over the per-request bound)" in text
+
+
+def test_a_failed_query_and_the_error_record_say_what_failed():
+    lines = kept_detail("error")
+    query = next(r for r in lines if r.get("event") == "db.query")
+    query.update(rows=None, error="OperationalError")
+    record = next(r for r in lines if r.get("event") == "log.record")
+    record.update(record_level="ERROR", logger="pcbuilder.request", message="request.failed", error="OperationalError")
+    texts = {e["event"]: e["text"] for e in trace.derive(lines, RID)["kept_detail"]["events"]}
+    assert texts["db.query"].endswith("ORDER BY name ASC FAILED: OperationalError")
+    assert texts["log.record"] == "ERROR pcbuilder.request: request.failed (OperationalError)"
+
+
+def test_the_sources_own_fields_are_not_part_of_what_an_event_says():
+    lines = kept_detail()
+    for r in lines:
+        r["_loki_ts_ns"] = 1795558533267626000  # what the Loki source adds to each record
+    texts = {e["event"]: e["text"] for e in trace.derive(lines, RID)["kept_detail"]["events"]}
+    assert texts["components.retrieved"] == "count=58"

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.env import clean_env
 from tests.support.tools import REPO_ROOT, require_tool
@@ -19,8 +20,9 @@ from tests.support.tools import REPO_ROOT, require_tool
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 LOKI_PORT_OVERRIDE = REPO_ROOT / "docker-compose.loki-port.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
-EXPECTED_SERVICES = {"nginx", "app", "loki", "alloy", "grafana"}
-EXPECTED_VOLUMES = {"logs", "app-data", "loki-data", "alloy-data", "grafana-data"}
+EXPECTED_SERVICES = {"nginx", "app", "loki", "alloy", "grafana", "prometheus", "alertmanager"}
+EXPECTED_VOLUMES = {"logs", "app-data", "loki-data", "alloy-data", "grafana-data", "prometheus-data",
+                    "alertmanager-data"}
 PASSWORD = "validator-test-password"
 
 
@@ -116,7 +118,7 @@ def test_services(config):
 
 def test_published_ports(config):
     services = config["services"]
-    for name in ("loki", "app", "alloy"):
+    for name in ("loki", "app", "alloy", "prometheus", "alertmanager"):
         assert not services[name].get("ports"), f"{name} must not publish ports to the host"
 
     def published(name):
@@ -141,6 +143,8 @@ def test_healthcheck_targets(config):
     assert "/ready" in " ".join(s["loki"]["healthcheck"]["test"])
     assert "/-/ready" in " ".join(s["alloy"]["healthcheck"]["test"])
     assert "/api/health" in " ".join(s["grafana"]["healthcheck"]["test"])
+    assert "9090/-/ready" in " ".join(s["prometheus"]["healthcheck"]["test"])
+    assert "9093/-/ready" in " ".join(s["alertmanager"]["healthcheck"]["test"])
 
 
 _PINNED = re.compile(r"^[\w.\-/]+:(?!latest$)v?\d+\.\d+(\.\d+)?[\w.\-]*$")
@@ -192,6 +196,8 @@ def test_named_volumes(config):
         ("alloy", "/var/log/stack"): "logs",
         ("alloy", "/var/lib/alloy/data"): "alloy-data",
         ("grafana", "/var/lib/grafana"): "grafana-data",
+        ("prometheus", "/prometheus"): "prometheus-data",
+        ("alertmanager", "/alertmanager"): "alertmanager-data",
     }
     for (svc, target), source in expect.items():
         m = _mounts(s[svc]).get(target)
@@ -294,6 +300,8 @@ def test_dependencies(config):
     assert cond("nginx", "app") == "service_healthy"
     assert cond("alloy", "loki") == "service_healthy"
     assert cond("grafana", "loki") == "service_healthy"
+    assert cond("grafana", "prometheus") == "service_healthy"
+    assert cond("grafana", "alertmanager") == "service_healthy"
 
 
 def test_alloy_command(config):
@@ -310,6 +318,85 @@ def test_loki_command(config):
     assert "-config.expand-env=true" in loki["command"]
     assert "-config.file=/etc/loki/loki.yaml" in loki["command"]
     assert _mounts(loki)["/etc/loki/loki.yaml"]["source"].endswith("observability/loki/loki.yaml")
+
+
+def test_loki_runs_its_ruler_on_the_project_rules(config):
+    """One set of rule files: the folder ./stack and the chart read, per tenant as Loki's
+    local rule storage expects it, and the ruler pointed at compose's Prometheus and
+    Alertmanager."""
+    loki = config["services"]["loki"]
+    env = loki["environment"]
+    rules = _mounts(loki)[env["LOKI_RULES_DIR"]]
+    assert rules["source"] == str(REPO_ROOT / "observability/loki/rules") and rules.get("read_only") is True
+    assert sorted(p.name for p in (REPO_ROOT / "observability/loki/rules").iterdir() if p.is_dir()) == ["fake"]
+    assert env["LOKI_REMOTE_WRITE_URL"] == "http://prometheus:9090/api/v1/write"
+    assert env["LOKI_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+    config_text = (REPO_ROOT / "observability/loki/loki.yaml").read_text()
+    for var in ("LOKI_RULES_DIR", "LOKI_REMOTE_WRITE_URL", "LOKI_ALERTMANAGER_URL"):
+        assert "${" + var in config_text, f"observability/loki/loki.yaml does not read {var}"
+
+
+def test_prometheus_receives_remote_write_and_reads_the_project_files(config):
+    prometheus = config["services"]["prometheus"]
+    cmd = prometheus["command"]
+    assert "--web.enable-remote-write-receiver" in cmd
+    assert "--config.file=/etc/prometheus/rendered/prometheus.yml" in cmd
+    assert "--storage.tsdb.path=/prometheus" in cmd
+    # the SLOs look 30 days back: the data must be kept at least that long
+    retention = next(a.split("=", 1)[1] for a in cmd if a.startswith("--storage.tsdb.retention.time="))
+    assert retention.endswith("d") and int(retention[:-1]) >= 30, retention
+    mounts = _mounts(prometheus)
+    for target, source in {"/etc/prometheus/templates/prometheus.yml.template": "observability/prometheus/prometheus.yml.template",
+                           "/etc/prometheus/templates/rules": "observability/prometheus/rules",
+                           "/etc/prometheus/render-config.sh": "observability/render-config.sh"}.items():
+        assert mounts[target]["source"] == str(REPO_ROOT / source) and mounts[target].get("read_only"), target
+    assert prometheus["environment"]["PROMETHEUS_RULES_DIR"] == "/etc/prometheus/rendered/rules"
+    assert prometheus["environment"]["ALERTMANAGER_ADDR"] == "alertmanager:9093"
+
+
+def _rendered_by_the_entrypoint(service: dict, tmp_path: Path, env: dict[str, str]) -> dict[Path, str]:
+    """Runs the service's entrypoint script with the container's paths moved under tmp_path
+    and its program replaced by `true`: what it renders, given compose's environment."""
+    script = service["entrypoint"][2].replace("$$", "$")  # `config` prints compose's escape
+    for target, mount in _mounts(service).items():
+        if mount["type"] == "bind":
+            script = script.replace(target, mount["source"])
+    for tmpfs in service["tmpfs"]:
+        (tmp_path / tmpfs.strip("/")).mkdir(parents=True)  # the engine mounts it
+        script = script.replace(tmpfs, str(tmp_path / tmpfs.strip("/")))
+    script = script.replace('exec /bin/', 'exit 0 # ')
+    result = subprocess.run(["sh", "-c", script, "x"], env=clean_env(**env), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return {p: p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
+
+
+def test_prometheus_entrypoint_renders_every_template_with_compose_environment(config, tmp_path):
+    prometheus = config["services"]["prometheus"]
+    env = {k: v.replace("/etc/prometheus/rendered", str(tmp_path / "etc/prometheus/rendered"))
+           for k, v in prometheus["environment"].items()}
+    rendered = _rendered_by_the_entrypoint(prometheus, tmp_path, env)
+    templates = sorted((REPO_ROOT / "observability/prometheus/rules").glob("*.yaml.template"))
+    assert templates
+    names = sorted(p.name for p in rendered)
+    assert names == sorted(["prometheus.yml", *(t.name.removesuffix(".template") for t in templates)])
+    for text in rendered.values():
+        assert not re.search(r"\$\{[A-Z]", text), text  # every name filled
+        yaml.safe_load(text)
+    main = yaml.safe_load(next(text for p, text in rendered.items() if p.name == "prometheus.yml"))
+    assert main["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+
+@pytest.mark.parametrize("webhook,receiver", [("", "keep"), ("https://hooks.example.com/x", "webhook")])
+def test_alertmanager_entrypoint_routes_to_the_webhook_only_when_one_is_set(config, tmp_path, webhook, receiver):
+    alertmanager = config["services"]["alertmanager"]
+    assert "--config.file=/etc/alertmanager/rendered/alertmanager.yml" in alertmanager["command"]
+    assert "--storage.path=/alertmanager" in alertmanager["command"]
+    assert alertmanager["environment"]["ALERT_WEBHOOK_URL"] == ""  # unset by default
+    (rendered,) = _rendered_by_the_entrypoint(alertmanager, tmp_path, {"ALERT_WEBHOOK_URL": webhook}).values()
+    am = yaml.safe_load(rendered)
+    assert am["route"]["receiver"] == receiver
+    (hook,) = [r for r in am["receivers"] if r["name"] == "webhook"]
+    assert hook["webhook_configs"][0]["url"] == (webhook or "http://127.0.0.1:1/unused")
 
 
 def test_grafana_security(config):
@@ -335,7 +422,7 @@ def test_env_example_documents_every_variable():
         for line in f.read_text().splitlines()
         if not line.lstrip().startswith("#")
     )
-    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))  # $${…}: the shell's, not compose's
     documented = set(re.findall(r"^#?\s*([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
     assert used, "no variables found: the regex is broken"
     assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
@@ -388,7 +475,7 @@ def test_stop_signals_and_grace_periods(config):
     compose containers no grace period unless the file sets one)."""
     s = config["services"]
     want = {"nginx": ("SIGQUIT", "40s"), "app": ("SIGTERM", "40s"), "loki": ("SIGTERM", "30s"),
-            "alloy": ("SIGTERM", "30s")}
+            "alloy": ("SIGTERM", "30s"), "prometheus": ("SIGTERM", "30s"), "alertmanager": ("SIGTERM", "30s")}
     for name, (signal_name, grace) in want.items():
         assert (s[name].get("stop_signal"), s[name].get("stop_grace_period")) == (signal_name, grace), name
 

@@ -22,8 +22,9 @@ from stackctl import dashboards as generator
 from stackctl.trace import logql as ts
 from stackctl.trace.steps import STEPS
 from tests.support.dashboards import (DASHBOARD_DIR, DATASOURCES, GENERATOR, LOGQL_DIR,
-                                      NODE_SUITE, PROVIDERS, SCHEMA_CHECK, all_panels, collect_exprs,
-                                      interpolate, load_dashboards, parse_logql)
+                                      NODE_SUITE, PROMETHEUS_DATASOURCE, PROVIDERS, SCHEMA_CHECK, all_panels,
+                                      collect_exprs, interpolate, load_dashboards, parse_logql, parse_promql,
+                                      prometheus_targets)
 from tests.support.tools import REPO_ROOT, require_tool
 
 #: Loki's parser refuses longer queries (pkg/logql/syntax/parser.go, maxInputSize = 128 KiB in Loki 3).
@@ -33,7 +34,12 @@ LOKI_TARGET_KEYS = {"refId", "datasource", "editorMode", "expr", "queryType", "l
                     "instant", "range", "step", "resolution", "hide", "direction"}
 #: Stream labels and structured metadata: parsing them again with | json duplicates them.
 LABELS_AND_METADATA = {"service_name", "env", "layer", "instance", "request_id", "method", "status", "path"}
-EXPECTED_UIDS = {"stack-overview", "request-trace"}
+EXPECTED_UIDS = {"stack-overview", "request-trace", "slo-alerts"}
+#: What a Prometheus target may carry (the Prometheus datasource's query model, dataquery.gen.ts).
+PROMETHEUS_TARGET_KEYS = {"refId", "datasource", "editorMode", "expr", "instant", "range", "legendFormat",
+                          "format", "interval", "hide", "exemplar"}
+#: The dashboards on Prometheus's series; the others are on Loki's lines.
+PROMETHEUS_DASHBOARDS = {"slo-alerts.json"}
 
 # ---------------------------------------------------------------- helpers
 
@@ -95,6 +101,8 @@ def test_dashboards_have_stable_uids(dashboards):
 def test_every_panel_and_target_uses_provisioned_datasource(dashboards, provisioned_uid):
     checked = 0
     for fname, dash in dashboards.items():
+        if fname in PROMETHEUS_DASHBOARDS:
+            continue  # test_slo_dashboard_reads_the_provisioned_prometheus
         for panel in all_panels(dash):
             if panel.get("type") in ("row", "text"):  # no query: no datasource, no targets
                 assert not panel.get("targets"), (fname, panel.get("title"))
@@ -409,10 +417,11 @@ def test_targets_are_loki_queries_loki_accepts(dashboards):
     longest_id = "x" * 128  # NGINX accepts ids of up to 128 characters
     for where, expr, _ in collect_exprs():
         assert len(expr.replace("$request_id", longest_id)) < LOKI_MAX_QUERY, f"{where}: too long for Loki"
-    for dash in dashboards.values():
+    for fname, dash in dashboards.items():
         for panel in all_panels(dash):
             for t in panel.get("targets", []):
-                assert set(t) <= LOKI_TARGET_KEYS, (panel["title"], set(t) - LOKI_TARGET_KEYS)
+                keys = PROMETHEUS_TARGET_KEYS if fname in PROMETHEUS_DASHBOARDS else LOKI_TARGET_KEYS
+                assert set(t) <= keys, (panel["title"], set(t) - keys)
 
 
 # ------------------------------------------------------- Grafana's own code
@@ -434,7 +443,7 @@ def run_schema_check(paths: list[Path]) -> list[dict]:
 
 def test_dashboards_type_check_against_grafana_schema():
     results = run_schema_check(sorted(DASHBOARD_DIR.glob("*.json")))
-    assert len(results) == 2
+    assert len(results) == 3
     bad = [f"{r['dashboard']}:\n  " + "\n  ".join(r["errors"]) for r in results if r["errors"]]
     assert not bad, "dashboards do not match @grafana/schema:\n" + "\n".join(bad)
 
@@ -521,3 +530,70 @@ def test_interpolation_rejects_undefined_variables():
     with pytest.raises(AssertionError, match="undefined variable"):
         interpolate('{a="$nope"}', {})
     assert interpolate('{a=~"$env"} [$__auto]', {"env": ".*"}) == '{a=~".*"} [1m]'
+
+
+# ------------------------------------------------------- SLOs and alerts (Prometheus)
+
+
+def test_slo_dashboard_reads_the_provisioned_prometheus(dashboards):
+    (source,) = yaml.safe_load(PROMETHEUS_DATASOURCE.read_text())["datasources"]
+    assert (source["uid"], source["type"], source["url"]) == ("prometheus", "prometheus", "http://prometheus:9090")
+    want = {"type": "prometheus", "uid": source["uid"]}
+    dash = dashboards["slo-alerts.json"]
+    panels = all_panels(dash)
+    assert panels
+    for panel in panels:
+        assert panel["datasource"] == want and panel["targets"], panel["title"]
+        assert all(t["datasource"] == want for t in panel["targets"]), panel["title"]
+
+
+def test_slo_dashboard_queries_parse_with_the_real_prometheus_parser(tmp_path):
+    targets = prometheus_targets()
+    assert len(targets) >= 8
+    errors = parse_promql([t.expr for t in targets], tmp_path)
+    assert [(t.where, e) for t, e in zip(targets, errors) if e] == []
+    # negative control: the parser flags a broken query
+    assert parse_promql(['sum(rate(x[5m])', 'ALERTS{alertstate="firing"'], tmp_path) != [None, None]
+    assert all(parse_promql(['sum(rate(x[5m])', 'ALERTS{alertstate="firing"'], tmp_path))
+
+
+def test_slo_dashboard_reads_the_series_the_rules_record():
+    """Every series a panel asks for is one the project's rules record, or Prometheus's own."""
+    recorded = {rule["record"] for f in (REPO_ROOT / "observability/prometheus/rules").glob("*.yaml.template")
+                for group in yaml.safe_load(f.read_text())["groups"] for rule in group["rules"] if "record" in rule}
+    for t in prometheus_targets():
+        # recording rules' names have colons; ALERTS is Prometheus's own
+        series = set(re.findall(r"\bALERTS\b|[a-zA-Z_]\w*(?::\w+)+", re.sub(r"\{[^}]*\}", " ", t.expr)))
+        assert series and series <= recorded | {"ALERTS"}, (t.where, series - recorded)
+    budget = next(t.expr for t in prometheus_targets() if "objective" in t.expr)
+    assert set(re.findall(r"[a-zA-Z_]\w*(?::\w+)+", budget)) == {
+        "pcbuilder:slo_availability:error_ratio", "pcbuilder:slo_availability:objective"}
+
+
+def test_every_slo_panel_links_to_the_overview_and_the_trace_on_the_same_time(dashboards):
+    dash = dashboards["slo-alerts.json"]
+    for panel in all_panels(dash):
+        urls = [link["url"] for link in panel["links"]]
+        assert urls == ["/d/stack-overview?${__url_time_range}", "/d/request-trace?${__url_time_range}"], panel["title"]
+    assert {link["url"] for link in dash["links"]} == {"/d/stack-overview", "/d/request-trace"}
+    assert all(link["keepTime"] for link in dash["links"])
+
+
+def test_the_alerts_link_to_this_dashboard():
+    """The alerts' `dashboard` annotations open it by its uid."""
+    text = "".join(f.read_text() for f in (REPO_ROOT / "observability/prometheus/rules").glob("*.yaml.template"))
+    assert "/d/slo-alerts/" in text
+
+
+def test_slo_panels_show_budgets_burn_rates_and_alerts(dashboards):
+    panels = {p["title"]: p for p in all_panels(dashboards["slo-alerts.json"])}
+    exprs = {title: p["targets"][0]["expr"] for title, p in panels.items()}
+    for slo in ("Availability", "Latency"):
+        assert exprs[f"{slo}: error budget left (30 days)"].startswith("1 - ")
+        assert 'window="30d"' in exprs[f"{slo}: error budget left (30 days)"]
+        burn = panels[f"{slo}: burn rate by window"]
+        assert burn["targets"][0]["legendFormat"] == "{{window}}"
+        assert [s["value"] for s in burn["fieldConfig"]["defaults"]["thresholds"]["steps"][1:]] == [1, 6, 14.4]
+    assert exprs["Alerts firing or pending now"] == "ALERTS"
+    assert panels["Alerts firing or pending now"]["targets"][0]["format"] == "table"
+    assert 'alertname!="Watchdog"' in exprs["Alerts firing"]

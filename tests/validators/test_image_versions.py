@@ -169,7 +169,7 @@ def test_a_stray_or_unpinned_image_is_reported():
     assert problem("nginx:1.27.5-alpine", "x") == \
         f"x: nginx:1.27.5-alpine, but deploy/images.yaml pins nginx:{tag_of('nginx')}"
     assert problem(PINNED["nginx"], "x") is None
-    assert "is not pinned in deploy/images.yaml: add the line `  <name>: prom/prometheus:v3.8.0`" \
-        in problem("prom/prometheus:v3.8.0", "x")
+    assert "is not pinned in deploy/images.yaml: add the line `  <name>: prom/node-exporter:v1.9.1`" \
+        in problem("prom/node-exporter:v1.9.1", "x")
     assert problem("pcbuilder-nginx:1.0", "x").startswith("x: pcbuilder-nginx:1.0, but pcbuilder-nginx carries")
     assert problem("localhost/pcbuilder-app:local", "x") is None

@@ -1,9 +1,9 @@
 """HTML pages: landing page, component table and the builder form."""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, request, url_for
 
-from .. import compatibility_rules, db, listing
+from .. import compatibility_rules, db, listing, request_log
 from ..catalog import CATEGORIES, COMPONENTS, attributes_of
 from ..errors import shorten
 
@@ -48,7 +48,7 @@ def index():
 
 @bp.get("/main")
 def main():
-    return render_template("main.html", categories=CATEGORIES, parts=len(COMPONENTS))
+    return request_log.render("main.html", categories=CATEGORIES, parts=len(COMPONENTS))
 
 
 @bp.get("/table")
@@ -57,7 +57,7 @@ def table():
     # page says what it could not use and renders with the defaults.
     query, problems = listing.parse(request.args)
     components = listing.fetch(query)
-    return render_template("table.html", components=components, categories=CATEGORIES,
+    return request_log.render("table.html", components=components, categories=CATEGORIES,
                            category=query.category or "", sort=query.sort, order=query.order,
                            q=query.q, problems=[p.message for p in problems if not p.unknown_name],
                            columns=_sort_links(query))
@@ -118,5 +118,5 @@ def builder():
              in compatibility_rules.conflicts(build, components).items()
              for entry in entries}
     form_errors = [f"{CATEGORY_LABELS[c]}: {errors[c]}" for c in CATEGORIES if c in errors]
-    return render_template("builder.html", categories=CATEGORIES, options=options, notes=notes,
+    return request_log.render("builder.html", categories=CATEGORIES, options=options, notes=notes,
                            selection=selection, form_errors=form_errors, result=result)

@@ -1,0 +1,118 @@
+"""A real stack with its alerting half (Loki's ruler, Debian's Prometheus and Alertmanager)
+for tests/real/test_alerts.py, and what the tests read from it.
+
+Short intervals come from the settings, never from edited rules: the ruler and Prometheus
+evaluate every ``EVAL`` (ALERT_EVAL_INTERVAL), a pipeline alert fires after ``FOR``
+(ALERT_FOR), a burn-rate alert as soon as both of its windows exceed the rate
+(ALERT_BURN_FOR=0s). The rule files are the project's own, rendered as ./stack renders them.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import requests
+
+from stackctl import tools
+from tests.support.env import free_port
+from tests.support.real import REQUIRED, start_real_stack
+from tests.support.stack import RunningStack
+from tests.support.waiting import wait_until
+
+EVAL = "10s"
+FOR = "10s"
+SETTINGS = {"ALERT_EVAL_INTERVAL": EVAL, "ALERT_FOR": FOR, "ALERT_BURN_FOR": "0s"}
+
+
+def binaries() -> dict[str, str]:
+    """PROMETHEUS_BIN and ALERTMANAGER_BIN; else a failure (CI) or a skip."""
+    gone = [why for why in (tools.missing("prometheus"), tools.missing("alertmanager")) if why]
+    if gone:
+        if REQUIRED:
+            pytest.fail(f"STACK_REAL_TIER=required: {'; '.join(gone)}", pytrace=False)
+        pytest.skip(f"alerting tier skipped: {'; '.join(gone)}")
+    return {"PROMETHEUS_BIN": str(tools.path("prometheus")), "ALERTMANAGER_BIN": str(tools.path("alertmanager"))}
+
+
+def start_alerting_stack(base: Path, **extra_env: str) -> RunningStack:
+    env = {**binaries(), "PROMETHEUS_PORT": str(free_port()), "ALERTMANAGER_PORT": str(free_port()),
+           **SETTINGS, **extra_env}
+    return start_real_stack(base, **env)
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+class Alerting:
+    """The stack's Prometheus and Alertmanager, through their HTTP APIs."""
+
+    def __init__(self, stack: RunningStack):
+        self.stack = stack
+        self.prometheus = f"http://127.0.0.1:{stack.env['PROMETHEUS_PORT']}"
+        self.alertmanager = f"http://127.0.0.1:{stack.env['ALERTMANAGER_PORT']}"
+        self.session = _session()
+
+    def _get(self, url: str, **params):
+        resp = self.session.get(url, params=params, timeout=30)
+        assert resp.status_code == 200, f"{url} {params}: {resp.status_code} {resp.text[:300]}"
+        return resp.json()
+
+    def query(self, promql: str) -> list[dict]:
+        body = self._get(f"{self.prometheus}/api/v1/query", query=promql)
+        return body["data"]["result"]
+
+    def value(self, promql: str) -> float | None:
+        """The single value of a query answering one series, None when it answers none."""
+        result = self.query(promql)
+        assert len(result) <= 1, (promql, result)
+        return float(result[0]["value"][1]) if result else None
+
+    def rule_groups(self) -> list[dict]:
+        return self._get(f"{self.prometheus}/api/v1/rules")["data"]["groups"]
+
+    def pending_or_firing(self) -> list[dict]:
+        """Prometheus's alerts now, pending included."""
+        return self._get(f"{self.prometheus}/api/v1/alerts")["data"]["alerts"]
+
+    def received(self) -> list[dict]:
+        """What Alertmanager holds as active now (API v2): alerts not yet resolved."""
+        now = datetime.now(timezone.utc)
+        return [a for a in self._get(f"{self.alertmanager}/api/v2/alerts")
+                if datetime.fromisoformat(a["endsAt"].replace("Z", "+00:00")) > now]
+
+    def find(self, name: str, **labels: str) -> list[dict]:
+        return [a for a in self.received() if a["labels"].get("alertname") == name
+                and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+    def wait_for_alert(self, name: str, timeout: float = 180, **labels: str) -> dict:
+        """The alert once Alertmanager has it (as Prometheus sent it: firing)."""
+        try:
+            return wait_until(lambda: next(iter(self.find(name, **labels)), None), timeout,
+                              f"{name} {labels} in Alertmanager", interval=2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; Prometheus has: {self.summary()}") from None
+
+    def wait_resolved(self, names: set[str], timeout: float) -> None:
+        def gone():
+            return not {a["labels"]["alertname"] for a in self.received()} & names
+        try:
+            wait_until(gone, timeout, f"{sorted(names)} resolved in Alertmanager", interval=3)
+        except AssertionError as exc:
+            left = sorted({a["labels"]["alertname"] for a in self.received()} & names)
+            raise AssertionError(f"{exc}; still active: {left}; Prometheus has: {self.summary()}") from None
+
+    def summary(self) -> list[tuple]:
+        return [(a["labels"]["alertname"], a["state"], a["annotations"].get("summary", "")[:120])
+                for a in self.pending_or_firing()]
+
+
+def uwsgi_workers(stack: RunningStack, instance: str) -> list[int]:
+    """The worker processes of an instance: the children of its master (supervisord's PID)."""
+    master = stack.pid(instance)
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
