@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.alerting import Alerting, start_alerting_stack
+from tests.support.alerting import Alerting, good_then_failed, start_alerting_stack
 from tests.support.dashboards import prometheus_targets
 from tests.support.stack import stop_stack
 from tests.support.waiting import wait_until
@@ -22,14 +22,7 @@ OK, FAILED = 20, 5
 def alerting(tmp_path_factory):
     stack = start_alerting_stack(tmp_path_factory.mktemp("slo-dashboard"))
     try:
-        for _ in range(OK):
-            assert stack.request("/pc-builder-app/table").status == 200
-        for name in ("app1", "app2"):
-            stack.supervisorctl("stop", name)
-        for _ in range(FAILED):
-            assert stack.request("/pc-builder-app/table").status == 502
-        for name in ("app1", "app2"):
-            stack.supervisorctl("start", name)
+        good_then_failed(stack, OK, FAILED)
         yield Alerting(stack)
     finally:
         stop_stack(stack)

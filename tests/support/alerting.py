@@ -116,3 +116,15 @@ def uwsgi_workers(stack: RunningStack, instance: str) -> list[int]:
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     return [int(pid) for pid in children]
 
+
+def good_then_failed(stack: RunningStack, ok: int, failed: int) -> None:
+    """``ok`` pages served, then ``failed`` answered 502 with both instances stopped (started
+    again after): a known share of errors for the ruler to count."""
+    for _ in range(ok):
+        assert stack.request("/pc-builder-app/table").status == 200
+    for name in ("app1", "app2"):
+        stack.supervisorctl("stop", name)
+    for _ in range(failed):
+        assert stack.request("/pc-builder-app/table").status == 502
+    for name in ("app1", "app2"):
+        stack.supervisorctl("start", name)
