@@ -72,12 +72,22 @@ class Backlog:
             dropped += 1
         self.counters.drop("overflow", dropped)
 
-    def take(self, max_lines: int) -> list:
-        """Up to ``max_lines`` entries from the front; they stay counted until
-        :meth:`done` or :meth:`put_back`."""
+    def take(self, max_lines: int, max_bytes: int | None = None) -> list:
+        """Up to ``max_lines`` entries (and ``max_bytes``, but at least one) from the front;
+        they stay counted until :meth:`done` or :meth:`put_back`."""
         with self.lock:
-            n = min(max_lines, len(self.entries))
-            return [self.entries.popleft() for _ in range(n)]
+            batch, size = [], 0
+            while self.entries and len(batch) < max_lines:
+                if max_bytes is not None and batch and size + self.entries[0][3] > max_bytes:
+                    break
+                size += self.entries[0][3]
+                batch.append(self.entries.popleft())
+            return batch
+
+    def batch_bytes(self) -> int:
+        """At most half the bound in one push: while a push hangs, the other half keeps
+        room for the newest lines, so what overflows is always the oldest queued."""
+        return self.max_bytes // 2
 
     def done(self, batch: list, dropped_reason: str | None = None) -> None:
         """The batch left the process: pushed, or given up (``dropped_reason``)."""

@@ -165,7 +165,8 @@ class Sender:
                 if left <= 0:
                     return False
                 self.request.session.timeout = min(self.timeout, left)
-            batch = self.backlog.take(self.batch_size if budget is None else min(self.batch_size, budget))
+            batch = self.backlog.take(self.batch_size if budget is None else min(self.batch_size, budget),
+                                     self.backlog.batch_bytes())
             if not batch:
                 break
             if budget is not None:

@@ -102,6 +102,26 @@ def test_backlog_is_bounded_in_bytes_and_drops_the_oldest():
     assert backlog.bytes <= backlog.max_bytes
 
 
+def test_a_hung_push_never_makes_the_newest_line_the_one_dropped():
+    """A push takes at most half the bound, so while it hangs the newest lines still fit and
+    overflow drops the oldest queued ones; a single entry larger than that still goes."""
+    line = '{"event":"x"}'
+    size = len(line) + ENTRY_OVERHEAD
+    backlog = Backlog(max_bytes=10 * size)
+    for i in range(10):
+        backlog.append(i, line, {})
+    batch = backlog.take(1000, backlog.batch_bytes())
+    assert [e[0] for e in batch] == [0, 1, 2, 3, 4]  # in flight, still counted
+    for i in range(10, 30):
+        backlog.append(i, line, {})
+        assert backlog.entries[-1][0] == i and backlog.bytes <= backlog.max_bytes
+    assert [e[0] for e in backlog.entries] == list(range(25, 30))
+    assert Backlog(max_bytes=size).take(10, 1) == []  # nothing queued: nothing taken
+    big = Backlog(max_bytes=10 * size)
+    big.append(0, "y" * (8 * size), {})
+    assert len(big.take(10, big.batch_bytes())) == 1
+
+
 def test_lines_labels_metadata_and_timestamps(local_log, monkeypatch):
     with FakeLoki() as loki:
         configure(local_log, loki.url, monkeypatch)
