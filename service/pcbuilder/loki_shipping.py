@@ -8,10 +8,15 @@ and retries failed pushes (backoff, ``Retry-After``); only what overflows the bo
 dropped, and counted.
 
 Every pushed line is the local file's line, character for character; labels are only
-``service_name``, ``layer``, ``instance`` and ``env`` (low cardinality); ``request_id``
+``service_name``, ``layer``, ``instance``, ``env`` and ``worker`` (low cardinality); ``request_id``
 and, where the event has them, ``method``, ``path`` and ``status`` travel as Loki
 *structured metadata* (never labels). The entry's timestamp is the record's creation time
 (the line's ``time`` field, to the microsecond).
+
+One stream per process (the ``worker`` label, uWSGI's worker id): Loki's ingester writes a
+push to its WAL after releasing the stream, so two processes pushing one stream at once can
+leave their records out of order, and a restart's replay then drops the earlier one as a
+duplicate of acknowledged lines (docs/logs.md, "One stream per sender").
 
 Settings: the ``LOKI_*`` entries and ``STACK_ENV`` of :data:`pcbuilder.settings.APP_SETTINGS`
 (meaning and defaults there). An empty ``LOKI_URL`` turns shipping off; it may be Loki's
@@ -36,6 +41,7 @@ from dataclasses import dataclass
 from .loki_backlog import Backlog
 from .loki_sender import REPORT_LOGGER, Sender
 from .loki_url import push_url
+from .request_log import worker_id
 from .settings import AppSettings
 
 SERVICE_NAME = "pc-builder"
@@ -76,10 +82,10 @@ class LokiSettings:
             report_interval=conf.loki_report_interval,
         )
 
-    @property
-    def labels(self) -> dict[str, str]:
+    def labels(self, worker: int) -> dict[str, str]:
+        """The stream of one process: its own, so that no two senders share one."""
         return {"service_name": SERVICE_NAME, "layer": "app", "instance": self.instance,
-                "env": self.env}
+                "env": self.env, "worker": str(worker)}
 
 
 class LokiHandler(logging.Handler):
@@ -99,7 +105,7 @@ class LokiHandler(logging.Handler):
         """A fresh backlog and sender for THIS process (after fork in uWSGI workers)."""
         s = self.settings
         self.backlog = Backlog(s.backlog_bytes)
-        self.sender = Sender(self.backlog, url=s.url, labels=s.labels, batch_size=s.batch_size,
+        self.sender = Sender(self.backlog, url=s.url, labels=s.labels(worker_id()), batch_size=s.batch_size,
                              batch_interval=s.batch_interval, timeout=s.timeout,
                              max_backoff=s.max_backoff, report_interval=s.report_interval)
         self.sender.start()

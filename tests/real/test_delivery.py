@@ -25,7 +25,6 @@ from .conftest import ENV
 
 pytestmark = [pytest.mark.real, pytest.mark.integration]
 
-LABELS = {"service_name", "layer", "instance", "env"}
 # the structured metadata Alloy (config.alloy) and the app's shipper attach, per layer
 METADATA = {"nginx": {"request_id", "method", "status"}, "uwsgi": {"request_id", "method", "status"},
             "app": {"request_id", "method", "status", "path"}, "browser": {"request_id"}}
@@ -59,8 +58,11 @@ def test_every_layer_arrives_once_with_its_labels_metadata_and_timestamp(traffic
     for layer, es in layers.items():
         for e in es:
             record = e.json()
+            own = {"worker": e.labels.get("worker")} if layer == "app" else {}
             assert e.labels == {"service_name": "pc-builder", "layer": layer,
-                                "instance": record["instance"], "env": ENV}, e.labels
+                                "instance": record["instance"], "env": ENV, **own}, e.labels
+            if record["event"] == "request.finished":
+                assert e.labels["worker"] == str(record["worker"]), (e.labels, record["worker"])
             assert set(e.metadata) - {"detected_level"} == (METADATA[layer] if record["event"] != "db.slow_query"
                                                              else {"request_id"}), (layer, e.metadata)
             for key in set(e.metadata) - {"detected_level"}:

@@ -139,7 +139,8 @@ def test_lines_labels_metadata_and_timestamps(local_log, monkeypatch):
     assert loki.pushes[0]["path"] == PUSH_PATH
     assert loki.pushes[0]["headers"]["Content-Encoding"] == "gzip"
     labels, value = entries[0]
-    assert labels == {"service_name": "pc-builder", "layer": "app", "instance": "unit1", "env": "ci"}
+    assert labels == {"service_name": "pc-builder", "layer": "app", "instance": "unit1", "env": "ci",
+                      "worker": "0"}  # outside uWSGI: worker 0
     ts, line, metadata = value
     assert metadata == {"request_id": "unit-rid-0001", "method": "GET", "path": "/x", "status": "200"}
     # the same bytes as the local line: rendered once, never parsed back
