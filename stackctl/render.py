@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
 from pcbuilder.loki_url import push_url
 
@@ -133,6 +134,20 @@ def supervised(command: str, stopsignal: str) -> str:
             f"stopsignal={stopsignal}")
 
 
+def program(run: Path, name: str, command: str, stopsignal: str, *, priority: int, why: str = "",
+            env: dict | None = None, stopwaitsecs: int = 30, startsecs: int = 1, startretries: int = 0) -> str:
+    """One supervised program's block; ``why`` becomes its comment lines."""
+    lines = [f"[program:{name}]", *(f"; {line}" for line in why.splitlines()),
+             supervised(command, stopsignal)]
+    if env is not None:
+        lines.append(f"environment={_env(env)}")
+    lines += [f"stopwaitsecs={stopwaitsecs}", "autorestart=true", f"startsecs={startsecs}"]
+    if startretries:
+        lines.append(f"startretries={startretries}")
+    lines += [f"priority={priority}", f"stdout_logfile={run}/{name}.out", f"stderr_logfile={run}/{name}.err"]
+    return "\n" + "\n".join(lines) + "\n"
+
+
 def supervisord_conf(s: Settings) -> str:
     run = s.run_dir
     parts = [f"""\
@@ -153,17 +168,8 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [supervisorctl]
 serverurl=unix://{run}/supervisor.sock
-
-[program:nginx]
-; QUIT: NGINX finishes the requests in flight, then exits
-{supervised(f'{s.nginx_bin} -p {run}/nginx-temp -c {run}/nginx.conf -g "daemon off;"', "QUIT")}
-stopwaitsecs=40
-autorestart=true
-startsecs=1
-priority=20
-stdout_logfile={run}/nginx.out
-stderr_logfile={run}/nginx.err
-"""]
+""", program(run, "nginx", f'{s.nginx_bin} -p {run}/nginx-temp -c {run}/nginx.conf -g "daemon off;"', "QUIT",
+             why="QUIT: NGINX finishes the requests in flight, then exits", stopwaitsecs=40, priority=20)]
     for name in s.instances:
         env = {
             "INSTANCE": name,
@@ -178,34 +184,16 @@ stderr_logfile={run}/nginx.err
             "DATABASE_PATH": str(s.database_path or ""),
             "LOG_MAX_BYTES": str(s.log_max_bytes),  # uWSGI rotates its own file
         }
-        parts.append(f"""
-[program:{name}]
-; TERM: uwsgi.ini turns it into a graceful shutdown
-{supervised(f"{s.uwsgi_bin} --ini {UWSGI_INI}", "TERM")}
-environment={_env(env)}
-stopwaitsecs=40
-autorestart=true
-startsecs=2
-startretries=5
-priority=10
-stdout_logfile={run}/{name}.out
-stderr_logfile={run}/{name}.err
-""")
+        parts.append(program(run, name, f"{s.uwsgi_bin} --ini {UWSGI_INI}", "TERM", env=env,
+                             why="TERM: uwsgi.ini turns it into a graceful shutdown",
+                             stopwaitsecs=40, startsecs=2, startretries=5, priority=10))
     rotation = {"LOG_DIR": str(s.log_dir), "LOG_MAX_BYTES": str(s.log_max_bytes), "LOG_KEEP": str(s.log_keep),
                 "LOG_ROTATE_INTERVAL": str(s.log_rotate_interval),
                 "LOG_STALE_MINUTES": str(s.log_stale_minutes), "NGINX_PID": str(run / "nginx.pid"),
                 "LOGROTATE_STATE": str(run / "logrotate.state"),
                 "LOGROTATE_BIN": str(tools.path("logrotate"))}
-    parts.append(f"""
-[program:logrotate]
-{supervised(f"{LOG_ROTATION_SCRIPT} run", "TERM")}
-environment={_env(rotation)}
-autorestart=true
-startsecs=1
-priority=30
-stdout_logfile={run}/logrotate.out
-stderr_logfile={run}/logrotate.err
-""")
+    parts.append(program(run, "logrotate", f"{LOG_ROTATION_SCRIPT} run", "TERM", env=rotation,
+                         stopwaitsecs=10, priority=30))
     if s.runs_loki:
         # compose's Loki config, with its data, address and ports from the environment
         env = {"LOKI_DATA_DIR": str(s.data_dir / "loki"), "LOKI_LISTEN_ADDR": "127.0.0.1",
@@ -215,38 +203,21 @@ stderr_logfile={run}/logrotate.err
                "LOKI_REMOTE_WRITE_ENABLED": "true" if s.runs_alerting else "false",
                "LOKI_REMOTE_WRITE_URL": f"http://127.0.0.1:{s.prometheus_port}/api/v1/write",
                "LOKI_ALERTMANAGER_URL": f"http://127.0.0.1:{s.alertmanager_port}"}
-        parts.append(f"""
-[program:loki]
-; TERM: Loki stops taking pushes, flushes what it holds, then exits; its WAL keeps the rest
-{supervised(f"{s.loki_bin} -config.file={LOKI_CONFIG} -config.expand-env=true", "TERM")}
-environment={_env(env)}
-stopwaitsecs=30
-autorestart=true
-startsecs=1
-priority=5
-stdout_logfile={run}/loki.out
-stderr_logfile={run}/loki.err
-""")
+        parts.append(program(run, "loki", f"{s.loki_bin} -config.file={LOKI_CONFIG} -config.expand-env=true",
+                             "TERM", env=env, priority=5,
+                             why="TERM: Loki stops taking pushes, flushes what it holds, then exits; "
+                                 "its WAL keeps the rest"))
     if s.runs_alerting:
         parts.append(alerting_programs(s))
     if s.ships_with_alloy:
         # Alloy's loki.write takes the push URL only; LOKI_URL may be the base URL
         env = {"LOG_DIR": str(s.log_dir), "LOKI_URL": push_url(s.loki_target), "STACK_ENV": s.stack_env}
-        parts.append(f"""
-[program:alloy]
-; the compose Alloy config, with paths and URL from the environment
-; TERM: Alloy sends what it has read and saves its read positions; stopped after NGINX and
-; the app (priorities stop in reverse), so their last lines are read before it goes
-{supervised(f"{s.alloy_bin} run --server.http.listen-addr=127.0.0.1:{s.alloy_port}"
-            f" --disable-reporting --storage.path={run}/alloy {ALLOY_CONFIG}", "TERM")}
-environment={_env(env)}
-stopwaitsecs=30
-autorestart=true
-startsecs=2
-priority=7
-stdout_logfile={run}/alloy.out
-stderr_logfile={run}/alloy.err
-""")
+        alloy = (f"{s.alloy_bin} run --server.http.listen-addr=127.0.0.1:{s.alloy_port}"
+                 f" --disable-reporting --storage.path={run}/alloy {ALLOY_CONFIG}")
+        parts.append(program(run, "alloy", alloy, "TERM", env=env, startsecs=2, priority=7, why=(
+            "the compose Alloy config, with paths and URL from the environment\n"
+            "TERM: Alloy sends what it has read and saves its read positions; stopped after NGINX and\n"
+            "the app (priorities stop in reverse), so their last lines are read before it goes")))
     return "".join(parts)
 
 
@@ -260,26 +231,9 @@ def alerting_programs(s: Settings) -> str:
                     f" --storage.path={data}/alertmanager --web.listen-address=127.0.0.1:{s.alertmanager_port}"
                     " --cluster.listen-address=")
     # Stopped after Loki (priorities stop in reverse), so the ruler's last samples are stored.
-    return f"""
-[program:prometheus]
-; TERM: Prometheus writes its head block and exits
-{supervised(prometheus, "TERM")}
-stopwaitsecs=30
-autorestart=true
-startsecs=1
-priority=4
-stdout_logfile={run}/prometheus.out
-stderr_logfile={run}/prometheus.err
-
-[program:alertmanager]
-{supervised(alertmanager, "TERM")}
-stopwaitsecs=30
-autorestart=true
-startsecs=1
-priority=3
-stdout_logfile={run}/alertmanager.out
-stderr_logfile={run}/alertmanager.err
-"""
+    return (program(run, "prometheus", prometheus, "TERM", priority=4,
+                    why="TERM: Prometheus writes its head block and exits")
+            + program(run, "alertmanager", alertmanager, "TERM", priority=3))
 
 
 def check_basic_auth(s: Settings) -> None:
