@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -32,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .report import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -161,10 +162,7 @@ def main() -> int:
         report["per_request"] = per_request(*args.requests, args.targets)
     if args.wrk or args.no_callgrind:
         report["wrk"] = wrk_ratio(args.rounds, args.duration)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(report, args.output)
     return 0
 
 

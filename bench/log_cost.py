@@ -28,7 +28,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import re
@@ -39,6 +38,8 @@ import time
 from pathlib import Path
 
 from tests.support.env import free_port
+
+from .report import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ("off", "file", "ship")
@@ -185,10 +186,7 @@ def main() -> int:
               "loadavg": os.getloadavg(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if args.service == (ROOT / "service").resolve():
         report["per_line_us"] = per_line()  # this checkout's formatter only
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(report, args.output)
     return 0
 
 

@@ -1,6 +1,7 @@
 """The benchmark's numbers: medians, ratios against goals, the machine, the tables."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -15,6 +16,15 @@ from .servers import NGINX_BIN, UWSGI_BIN
 from .wrk import WRK_BIN
 
 VENV_PYTHON = tools.venv_dir() / "bin" / "python"
+
+
+def emit(report: dict, output: Path | None) -> None:
+    """Print a module's JSON report, and keep it in ``output`` when one is given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
 
 
 def summarize(runs: list[dict]) -> dict:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from stackctl import logfiles
 
+from .report import emit
+
 ROOT = Path(__file__).resolve().parent.parent
 
 T0_US = 1_795_558_533_000_000
@@ -129,9 +131,7 @@ def main() -> int:
                   "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                               "loadavg": os.getloadavg()},
                   "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
-        print(json.dumps(report, indent=2))
+        emit(report, args.output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -203,30 +203,25 @@ export async function renderPanel(panel, frames) {
   }));
 }
 
-/** What a stat panel shows for frames (the hint of an empty id is its noValue). */
-export function statTexts(panel, frames) {
+/** A stat panel's display values for frames, as Grafana computes them. */
+function statValues(panel, frames) {
   const theme = gd.createTheme();
   const data = gd.applyFieldOverrides({
     data: frames, fieldConfig: panel.fieldConfig, fieldConfigRegistry: fieldConfigRegistry(),
     replaceVariables: (s) => s, theme, timeZone: "utc",
   });
-  return gd
-    .getFieldDisplayValues({ data, reduceOptions: panel.options.reduceOptions, fieldConfig: panel.fieldConfig,
-      replaceVariables: (s) => s, theme, timeZone: "utc" })
-    .map((v) => gd.formattedValueToString(v.display));
+  return gd.getFieldDisplayValues({ data, reduceOptions: panel.options.reduceOptions, fieldConfig: panel.fieldConfig,
+    replaceVariables: (s) => s, theme, timeZone: "utc" });
+}
+
+/** What a stat panel shows for frames (the hint of an empty id is its noValue). */
+export function statTexts(panel, frames) {
+  return statValues(panel, frames).map((v) => gd.formattedValueToString(v.display));
 }
 
 /** What a stat panel shows, with the color it shows it in. */
 export function statDisplays(panel, frames) {
-  const theme = gd.createTheme();
-  const data = gd.applyFieldOverrides({
-    data: frames, fieldConfig: panel.fieldConfig, fieldConfigRegistry: fieldConfigRegistry(),
-    replaceVariables: (s) => s, theme, timeZone: "utc",
-  });
-  return gd
-    .getFieldDisplayValues({ data, reduceOptions: panel.options.reduceOptions, fieldConfig: panel.fieldConfig,
-      replaceVariables: (s) => s, theme, timeZone: "utc" })
-    .map((v) => ({ text: gd.formattedValueToString(v.display), color: v.display.color }));
+  return statValues(panel, frames).map((v) => ({ text: gd.formattedValueToString(v.display), color: v.display.color }));
 }
 
 /** A named color as Grafana's default theme draws it. */
