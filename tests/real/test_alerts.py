@@ -17,7 +17,8 @@ holds only what the test sent: driving the error (or slow) ratio far above 14.4x
 makes the short and the long window of each pair exceed their burn rate together, which is
 what the rule checks. The fast burn's 5-minute window then empties within minutes and the
 test sees it resolve; the slow burn's 30-minute and 6-hour windows would take hours, so
-its resolution is not waited for (docs/alerts.md says so).
+its resolution is not waited for here: tests/validators/test_slo_burn_over_days.py shows when
+it resolves over days of evaluation (promtool).
 """
 from __future__ import annotations
 
