@@ -92,6 +92,8 @@ def alerting_values(s: Settings) -> dict[str, str]:
         "GRAFANA_URL": s.grafana_url,
         "PROMETHEUS_RULES_DIR": str(s.run_dir / "prometheus" / "rules"),
         "ALERTMANAGER_ADDR": f"127.0.0.1:{s.alertmanager_port}",
+        "ALERT_GROUP_WAIT": s.alert_group_wait,
+        "ALERT_GROUP_INTERVAL": s.alert_group_interval,
         "ALERT_RECEIVER": "webhook" if s.alert_webhook_url else "keep",
         "ALERT_WEBHOOK_URL": s.alert_webhook_url or UNUSED_WEBHOOK,
     }

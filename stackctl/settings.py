@@ -193,6 +193,10 @@ SETTINGS: tuple[Setting, ...] = (
             " within SLO_LATENCY_THRESHOLD"),
     Setting("SLO_LATENCY_THRESHOLD", "0.3", latency_threshold, "seconds (NGINX request_time) a page"
             " request may take: 0.1, 0.3 or 1"),
+    Setting("ALERT_GROUP_WAIT", "30s", duration, "how long Alertmanager gathers a new group's alerts"
+            " into its first notification"),
+    Setting("ALERT_GROUP_INTERVAL", "5m", duration, "how long Alertmanager waits before it notifies a"
+            " group's changes (alerts joining or resolving)"),
     Setting("ALERT_WEBHOOK_URL", "", webhook_url, "Alertmanager sends every alert there (its webhook"
             " JSON); unset: alerts stay in Alertmanager's API and UI and `./stack alerts`",
             shown="unset"),

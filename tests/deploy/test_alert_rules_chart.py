@@ -12,6 +12,7 @@ import yaml
 
 from stackctl import k8s
 from stackctl.render import UNUSED_WEBHOOK, substitute
+from stackctl.settings import Settings
 from tests.support.chart import by_kind, render
 from tests.support.tools import REPO_ROOT, require_tool
 
@@ -117,12 +118,14 @@ def test_a_wrong_prometheus_rules_toggle_is_refused():
 
 @pytest.mark.parametrize("webhook,receiver", [("", "keep"), ("https://hooks.example.com/x", "webhook")])
 def test_alertmanager_values_are_compose_config_on_the_pinned_image(webhook, receiver):
-    values = k8s.alertmanager_values(webhook)
+    values = k8s.alertmanager_values(Settings.from_env({"ALERT_WEBHOOK_URL": webhook}))
     config = dict(values["config"])
     assert config.pop("enabled") is True
     template = yaml.safe_load(k8s.ALERTMANAGER_TEMPLATE.read_text())
     assert config["route"].pop("receiver") == receiver
-    template["route"].pop("receiver")
+    assert (config["route"].pop("group_wait"), config["route"].pop("group_interval")) == ("30s", "5m")
+    for key in ("receiver", "group_wait", "group_interval"):
+        template["route"].pop(key)
     hook = next(r for r in config["receivers"] if r["name"] == "webhook")["webhook_configs"][0]
     assert hook.pop("url") == (webhook or UNUSED_WEBHOOK)
     next(r for r in template["receivers"] if r["name"] == "webhook")["webhook_configs"][0].pop("url")

@@ -392,9 +392,11 @@ def test_alertmanager_entrypoint_routes_to_the_webhook_only_when_one_is_set(conf
     assert "--config.file=/etc/alertmanager/rendered/alertmanager.yml" in alertmanager["command"]
     assert "--storage.path=/alertmanager" in alertmanager["command"]
     assert alertmanager["environment"]["ALERT_WEBHOOK_URL"] == ""  # unset by default
-    (rendered,) = _rendered_by_the_entrypoint(alertmanager, tmp_path, {"ALERT_WEBHOOK_URL": webhook}).values()
+    env = {**alertmanager["environment"], "ALERT_WEBHOOK_URL": webhook}
+    (rendered,) = _rendered_by_the_entrypoint(alertmanager, tmp_path, env).values()
     am = yaml.safe_load(rendered)
     assert am["route"]["receiver"] == receiver
+    assert (am["route"]["group_wait"], am["route"]["group_interval"]) == ("30s", "5m")
     (hook,) = [r for r in am["receivers"] if r["name"] == "webhook"]
     assert hook["webhook_configs"][0]["url"] == (webhook or "http://127.0.0.1:1/unused")
 
