@@ -105,7 +105,9 @@ def _http_error(exc: HTTPException):
 
 
 def _unexpected(exc: Exception):
-    log.exception("request.failed", error=type(exc).__name__)
+    # the route, like request.finished's: Loki's ruler counts exceptions per route
+    rule = request.url_rule
+    log.exception("request.failed", error=type(exc).__name__, route=rule.rule if rule is not None else None)
     if is_api_request():
         return json_error(500, "internal server error",
                           "the server failed to answer; if it keeps happening, report the request id")

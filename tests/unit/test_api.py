@@ -325,6 +325,7 @@ def test_unexpected_exception_is_500_in_the_error_shape_and_logged(app, log_line
     assert failed["logger"] == "pcbuilder.request" and failed["level"] == "ERROR"
     assert failed["error"] == "RuntimeError" and "kaputt" in failed["traceback"]
     assert failed["request_id"] == body["request_id"]
+    assert failed["route"] == f"{API}/test-boom"
 
 
 def test_timing_beacon_errors_have_the_shape(client):
