@@ -26,14 +26,13 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 import yaml
 
 from stackctl import loki_rules, render, tools
-from tests.support.alerting import Alerting, start_alerting_stack, uwsgi_workers
+from tests.support.alerting import Alerting, start_alerting_stack, uwsgi_workers, workers_paused
 from tests.support.load import Load
 from tests.support.real import loki_of
 from tests.support.stack import stop_stack
@@ -154,28 +153,8 @@ def test_healthy_traffic_fires_nothing_but_the_watchdog(alerting):
 def test_slow_pages_burn_the_latency_budget(alerting):
     """Every worker paused 3 s in each 3.05 s: page requests wait longer than 1 s. It runs
     before the outage, whose quick 502s would make the slow share of the hour small."""
-    stack, stop = alerting.stack, threading.Event()
-    workers = uwsgi_workers(stack, "app1") + uwsgi_workers(stack, "app2")
-
-    def pause():
-        while not stop.is_set():
-            for pid in workers:
-                os.kill(pid, signal.SIGSTOP)
-            stop.wait(3)
-            for pid in workers:
-                os.kill(pid, signal.SIGCONT)
-            time.sleep(0.05)
-
-    pauser = threading.Thread(target=pause)
-    with Load(stack, "slow", threads=24):
-        pauser.start()
-        try:
-            alert = alerting.wait_for_alert("LatencyFastBurn")
-        finally:
-            stop.set()
-            pauser.join()
-            for pid in workers:
-                os.kill(pid, signal.SIGCONT)
+    with Load(alerting.stack, "slow", threads=24), workers_paused(alerting.stack):
+        alert = alerting.wait_for_alert("LatencyFastBurn")
     assert_alert(alert, "page", "%", f"{THRESHOLD} s")
 
 

@@ -8,6 +8,12 @@ evaluate every ``EVAL`` (ALERT_EVAL_INTERVAL), a pipeline alert fires after ``FO
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,6 +22,7 @@ import requests
 
 from stackctl import tools
 from tests.support.env import free_port
+from tests.support.local_http import QuietHandler, local_server
 from tests.support.real import REQUIRED, start_real_stack
 from tests.support.stack import RunningStack
 from tests.support.waiting import wait_until
@@ -128,3 +135,62 @@ def good_then_failed(stack: RunningStack, ok: int, failed: int) -> None:
         assert stack.request("/pc-builder-app/table").status == 502
     for name in ("app1", "app2"):
         stack.supervisorctl("start", name)
+
+
+@contextlib.contextmanager
+def workers_paused(stack: RunningStack, pause_s: float = 3.0):
+    """Every uWSGI worker of both instances stopped (SIGSTOP) ``pause_s`` in each
+    ``pause_s`` + 0.05 s while the block runs: the requests it serves wait that long."""
+    stop = threading.Event()
+    workers = uwsgi_workers(stack, "app1") + uwsgi_workers(stack, "app2")
+
+    def pause():
+        while not stop.is_set():
+            for pid in workers:
+                os.kill(pid, signal.SIGSTOP)
+            stop.wait(pause_s)
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(0.05)
+
+    pauser = threading.Thread(target=pause)
+    pauser.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        pauser.join()
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+
+
+class WebhookReceiver:
+    """A team's webhook, stood in for by an http.server on 127.0.0.1: it records each
+    notification Alertmanager POSTs (its webhook JSON). What it proves is Alertmanager's
+    delivery to ALERT_WEBHOOK_URL, not any particular chat or paging service."""
+
+    def __init__(self):
+        self.notifications: list[dict] = []
+        receiver = self
+
+        class Handler(QuietHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.notifications.append(json.loads(body))
+                self.answer(200)
+
+        self.server, thread = local_server(Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
+        thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait_for(self, status: str, name: str, timeout: float = 120) -> tuple[dict, dict]:
+        """The first notification holding alert ``name`` with ``status`` (firing, resolved),
+        and that alert."""
+        def found():
+            return next(((n, a) for n in list(self.notifications) for a in n["alerts"]
+                         if a["labels"]["alertname"] == name and a["status"] == status), None)
+        return wait_until(found, timeout, f"a {status} {name} notification at the webhook", interval=1)

@@ -11,8 +11,8 @@ import gzip
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.local_http import QuietHandler, local_server
 from tests.support.waiting import wait_until
 
 PUSH_PATH = "/loki/api/v1/push"
@@ -31,7 +31,7 @@ class FakeLoki:
         self.lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with fake.lock:
@@ -46,18 +46,9 @@ class FakeLoki:
                     with fake.lock:
                         fake.pushes.append({"path": self.path, "headers": dict(self.headers),
                                             "body": json.loads(body)})
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.answer(status, headers)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server, self.thread = local_server(Handler)
 
     @property
     def url(self) -> str:
