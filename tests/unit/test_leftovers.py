@@ -18,6 +18,15 @@ def _conf(run_dir, **programs):
     (run_dir / "supervisord.conf").write_text(text)
 
 
+def _found(run_dir, n: int = 1) -> list:
+    """What find() sees once the spawned shells have exec'd (until then /proc shows the
+    parent's environment, without the marker)."""
+    def found():
+        programs = leftovers.find(run_dir)
+        return programs if len(programs) == n else None
+    return wait_until(found, 5, f"{n} leftover program(s) in {run_dir}")
+
+
 @pytest.fixture
 def spawn():
     started = []
@@ -45,7 +54,8 @@ def test_finds_only_this_run_dirs_programs_and_stops_them_with_their_signal(tmp_
     # exits 0 on INT only: TERM or KILL would not be the program's own stop
     app1 = spawn(mine, "app1", "trap 'exit 0' INT; while :; do sleep 0.1; done")
     stranger = spawn(other, "app1", "while :; do sleep 0.1; done")
-    found = leftovers.find(mine)
+    found = _found(mine)
+    _found(other)
     assert [(f.name, f.pid, f.stopsignal, f.stopwait, f.signalled) for f in found] == \
         [("app1", app1.pid, "INT", 20.0, False)]
     leftovers.stop(found)
@@ -72,7 +82,7 @@ def test_the_kernels_stop_signal_is_not_sent_twice(tmp_path, spawn):
     _conf(tmp_path, app1="command=/usr/bin/setpriv --pdeathsig TERM -- uwsgi\nstopsignal=TERM\n"
                          "stopwaitsecs=1")
     app1 = spawn(tmp_path, "app1", "while :; do sleep 0.1; done")  # TERM would end it at once
-    (found,) = leftovers.find(tmp_path)
+    (found,) = _found(tmp_path)
     assert found.signalled
     leftovers.stop([found])
     assert app1.wait(5) == -9  # killed after its stop wait, never sent TERM
