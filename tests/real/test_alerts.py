@@ -17,8 +17,9 @@ holds only what the test sent: driving the error (or slow) ratio far above 14.4x
 makes the short and the long window of each pair exceed their burn rate together, which is
 what the rule checks. The fast burn's 5-minute window then empties within minutes and the
 test sees it resolve; the slow burn's 30-minute and 6-hour windows would take hours, so
-its resolution is not waited for here: tests/validators/test_slo_burn_over_days.py shows when
-it resolves over days of evaluation (promtool).
+its resolution is not waited for here: tests/real/test_slow_burns.py shows it resolving on
+the real ruler (with a 10 % budget), tests/validators/test_slo_burn_over_days.py when it
+resolves over days of evaluation (promtool).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import pytest
 import yaml
 
 from stackctl import loki_rules, render, tools
-from tests.support.alerting import Alerting, start_alerting_stack, uwsgi_workers, workers_paused
+from tests.support.alerting import Alerting, slo_lines, start_alerting_stack, uwsgi_workers, workers_paused
 from tests.support.load import Load
 from tests.support.real import loki_of
 from tests.support.stack import stop_stack
@@ -108,8 +109,7 @@ def test_recorded_series_count_what_the_files_say(alerting):
     for path, n, _kind, _cls in MIX:
         for _ in range(n):
             stack.request(path)
-    edge = [r for r in stack.records("nginx") if not r["uri"].startswith(("/pc-builder-app/readyz",
-                                                                           "/pc-builder-app/healthz"))]
+    edge = slo_lines(stack)
     assert len(edge) == sum(n for _p, n, _k, _c in MIX)
 
     def peak(promql: str) -> float:

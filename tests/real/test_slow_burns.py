@@ -29,7 +29,8 @@ import time
 
 import pytest
 
-from tests.support.alerting import Alerting, WebhookReceiver, start_alerting_stack, workers_paused
+from tests.support.alerting import (Alerting, WebhookReceiver, good_then_failed, slo_lines, start_alerting_stack,
+                                    workers_paused)
 from tests.support.load import Load
 from tests.support.stack import stop_stack
 from tests.support.waiting import wait_until
@@ -52,22 +53,6 @@ def hooked(tmp_path_factory):
     finally:
         stop_stack(stack)
         hook.close()
-
-
-def edge(stack) -> list[dict]:
-    """NGINX's lines of the requests the SLOs count (not the probes)."""
-    return [r for r in stack.records("nginx") if not r["uri"].startswith(("/pc-builder-app/readyz",
-                                                                          "/pc-builder-app/healthz"))]
-
-
-def serving_again(stack) -> None:
-    """Both instances answer again (NGINX retries an upstream it marked failed after its
-    fail_timeout): probes, which the SLOs do not count, until 6 in a row answer 200."""
-    streak = []
-    def six_ok():
-        streak.append(stack.request("/pc-builder-app/readyz").status == 200)
-        return all(streak[-6:]) and len(streak) >= 6
-    stack.wait_for(six_ok, timeout=60, what="both instances serving again")
 
 
 def good_pages(stack, n: int) -> None:
@@ -116,7 +101,7 @@ def test_latency_slow_burn_fires_and_resolves_as_fast_pages_outweigh_the_slow(ho
     stack = alerting.stack
     with Load(stack, "slow", threads=6, pause_s=0.5, path=PAGE), workers_paused(stack, pause_s=5):
         time.sleep(16)
-    slow = sum(r["request_time"] > float(THRESHOLD) for r in edge(stack))
+    slow = sum(r["request_time"] > float(THRESHOLD) for r in slo_lines(stack))
     assert slow >= 8, f"only {slow} slow pages"
     tickets = ticket_fires_and_holds(alerting, "LatencySlowBurn", f"longer than {THRESHOLD} s",
                                      f"{OBJECTIVE} latency objective")
@@ -125,7 +110,7 @@ def test_latency_slow_burn_fires_and_resolves_as_fast_pages_outweigh_the_slow(ho
 
     good_pages(stack, 12 * slow)
     alerting.wait_resolved({"LatencySlowBurn"}, timeout=180)
-    lines = edge(stack)
+    lines = slo_lines(stack)
     share = sum(r["request_time"] > float(THRESHOLD) for r in lines) / len(lines)
     assert share < 1 - float(OBJECTIVE), share
     settles_at(alerting, 'pcbuilder:slo_latency:slow_ratio{window="3d"}', share)
@@ -137,15 +122,9 @@ def test_availability_slow_burn_fires_and_resolves_as_good_requests_outweigh_the
     windows: the 3d/6h pair), then good pages until they are under 10 %."""
     alerting, hook = hooked
     stack = alerting.stack
-    served = len(edge(stack))
+    served = len(slo_lines(stack))
     failed = served // 3
-    stack.supervisorctl("stop", "app1", "app2")
-    try:
-        for _ in range(failed):
-            assert stack.request(PAGE).status == 502
-    finally:
-        stack.supervisorctl("start", "app1", "app2")
-    serving_again(stack)
+    good_then_failed(stack, 0, failed)
     (ticket,) = ticket_fires_and_holds(alerting, "AvailabilitySlowBurn", "(5xx)", f"{OBJECTIVE} objective")
     assert ticket["labels"]["window"] == "3d"
     delivered(hook, "firing", "AvailabilitySlowBurn")
@@ -153,7 +132,7 @@ def test_availability_slow_burn_fires_and_resolves_as_good_requests_outweigh_the
     total = served + failed
     good_pages(stack, 10 * failed - total + total // 2)
     alerting.wait_resolved({"AvailabilitySlowBurn"}, timeout=180)
-    lines = edge(stack)
+    lines = slo_lines(stack)
     assert sum(r["status"] >= 500 for r in lines) == failed
     assert failed / len(lines) < 1 - float(OBJECTIVE)
     settles_at(alerting, 'pcbuilder:slo_availability:error_ratio{window="3d"}', failed / len(lines))
