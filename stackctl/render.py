@@ -201,6 +201,7 @@ serverurl=unix://{run}/supervisor.sock
         env = {"LOKI_DATA_DIR": str(s.data_dir / "loki"), "LOKI_LISTEN_ADDR": "127.0.0.1",
                "LOKI_HTTP_PORT": str(s.loki_port), "LOKI_GRPC_PORT": str(s.loki_grpc_port),
                "LOKI_RULES_DIR": str(LOKI_RULES_DIR), "LOKI_RULER_INTERVAL": s.alert_eval_interval,
+               "LOKI_PATTERNS": "true" if s.loki_patterns else "false",
                # without Prometheus the ruler still records, for Loki's own API, and writes nowhere
                "LOKI_REMOTE_WRITE_ENABLED": "true" if s.runs_alerting else "false",
                "LOKI_REMOTE_WRITE_URL": f"http://127.0.0.1:{s.prometheus_port}/api/v1/write",

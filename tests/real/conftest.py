@@ -4,7 +4,7 @@ The traffic: a page view with its Navigation Timing beacon (all twelve steps), t
 pages, a static file, a 404, eighty /table views, beacons beyond NGINX's rate limit (429),
 an NGINX retry onto the other instance, and a 502 with both instances stopped. ``DB_SLOW_MS=0`` logs every query as
 ``db.slow_query`` with its SQL: the free text Loki's pattern ingester groups (Logs
-Drilldown's patterns, tests/real/test_drilldown.py). ``STACK_ENV`` is not the default, so
+Drilldown's patterns, tests/real/test_drilldown.py; ``LOKI_PATTERNS=on``, off by default). ``STACK_ENV`` is not the default, so
 the ``env`` label is seen to come from it.
 """
 from __future__ import annotations
@@ -80,7 +80,8 @@ def retried(stack: RunningStack) -> str:
 
 @pytest.fixture(scope="session")
 def traffic(tmp_path_factory):
-    stack = start_real_stack(tmp_path_factory.mktemp("real-traffic"), STACK_ENV=ENV, DB_SLOW_MS="0")
+    stack = start_real_stack(tmp_path_factory.mktemp("real-traffic"), STACK_ENV=ENV, DB_SLOW_MS="0",
+                             LOKI_PATTERNS="on")
     try:
         t = Traffic(stack, loki_of(stack), started=time.time())
         t.ids["page"] = send(stack, "page", "/pc-builder-app/table")

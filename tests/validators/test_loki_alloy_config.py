@@ -107,7 +107,25 @@ def test_logs_drilldown_is_on(path):
     limits = cfg["limits_config"]
     assert limits["volume_enabled"] is True and limits["discover_log_levels"] is True
     assert limits["pattern_ingester_tokenizable_json_fields_append"] == "sql,error"
-    assert cfg["pattern_ingester"]["enabled"] is True
+    # Patterns: the chart's Loki has cores of its own; one host's Loki runs them on LOKI_PATTERNS.
+    assert cfg["pattern_ingester"]["enabled"] is (path == LOKI_SCALABLE)
+
+
+@pytest.mark.parametrize("value, enabled", [("true", True), ("false", False)])
+def test_one_hosts_patterns_follow_env(value, enabled):
+    assert loki({"LOKI_PATTERNS": value})["pattern_ingester"]["enabled"] is enabled
+
+
+@pytest.mark.parametrize("setting, rendered", [(None, "false"), ("on", "true"), ("off", "false")])
+def test_stack_and_compose_hand_loki_the_patterns_switch(tmp_path, setting, rendered):
+    from stackctl import render
+    from stackctl.settings import Settings
+
+    env = {"LOKI_BIN": str(tmp_path / "loki"), "RUN_DIR": str(tmp_path), "PROMETHEUS_BIN": "off"}
+    conf = render.supervisord_conf(Settings.from_env({**env, **({"LOKI_PATTERNS": setting} if setting else {})}))
+    assert f'LOKI_PATTERNS="{rendered}"' in conf
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["loki"]["environment"]["LOKI_PATTERNS"] == "${LOKI_PATTERNS:-false}"
 
 
 def run_loki(path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
