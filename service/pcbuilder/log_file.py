@@ -23,8 +23,7 @@ _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 class AppendFileHandler(logging.Handler):
     """Writes each formatted record with a single ``write(2)``.
 
-    The file is opened at the first line, so a stream that never logs (the browser
-    layer of an app that gets no beacon) creates no file.
+    The file is opened at the first line; :meth:`create` makes it exist before that.
     """
 
     def __init__(self, path: str):
@@ -33,6 +32,12 @@ class AppendFileHandler(logging.Handler):
         self.fd: int | None = None
         self._identity: tuple[int, int] | None = None
         self._next_check = 0.0
+
+    def create(self) -> None:
+        """Make the file exist now (empty), so that a tailer has found it before the first
+        line: Alloy looks for new files once a second and would hold that line until then."""
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        os.close(os.open(self.path, _FLAGS, 0o644))
 
     def _open(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)

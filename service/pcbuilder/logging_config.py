@@ -198,8 +198,10 @@ def configure_logging(instance: str, log_file: str | None = None, level: str = "
     root.setLevel(level)
 
     browser = logging.getLogger(BROWSER_LOGGER)
-    _replace_handler(browser, _BROWSER_HANDLER_NAME,
-                     LineHandler(json_formatter(instance, layer="browser"), browser_log_file))
+    beacons = LineHandler(json_formatter(instance, layer="browser"), browser_log_file)
+    if beacons.file is not None:  # a stack's first beacons arrive after Alloy tails the file
+        beacons.file.create()
+    _replace_handler(browser, _BROWSER_HANDLER_NAME, beacons)
     browser.setLevel(logging.INFO)
     browser.propagate = False
     # werkzeug's own access log would duplicate request.finished

@@ -134,3 +134,15 @@ def test_configure_logging_twice_writes_each_line_once(app, log_lines):
     assert len(log_lines("only.once")) == 1
     stdlib = log_lines("stdlib too")
     assert len(stdlib) == 1 and stdlib[0]["logger"] == "some.library"
+
+
+def test_the_browser_file_exists_before_the_first_beacon(tmp_path):
+    """Alloy looks for new files once a second: a file made at the first beacon would hold
+    a new stack's first beacons back until then. The app's own file waits for its first line."""
+    browser, app_file = tmp_path / "browser" / "b.log", tmp_path / "app" / "a.log"
+    try:
+        configure_logging("test", str(app_file), "INFO", browser_log_file=str(browser))
+        assert browser.exists() and browser.read_bytes() == b""
+        assert not app_file.exists()
+    finally:
+        configure_logging("test", None, "INFO")
