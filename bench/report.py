@@ -34,6 +34,7 @@ def summarize(runs: list[dict]) -> dict:
         "requests_per_s": [round(r["requests_per_s"], 1) for r in runs],
         "median_requests_per_s": med(r["requests_per_s"] for r in runs),
         "median_latency_ms": {k: med(r["latency_ms"][k] for r in runs) for k in ("p50", "p90", "p99")},
+        "p99_ms": [r["latency_ms"]["p99"] for r in runs],
         "failed_requests": sum(r["failed"] for r in runs),
         "total_requests": sum(r["requests"] for r in runs),
     }
@@ -81,6 +82,10 @@ def layer_table(cpu: dict, kind: str) -> list[dict]:
     return rows
 
 
+def _meets(c: dict, rps_ratio: float, p99_ratio: float) -> bool:
+    return rps_ratio >= c["min_rps_ratio"] and (c["max_p99_ratio"] is None or p99_ratio <= c["max_p99_ratio"])
+
+
 def compare(summary: dict, comparisons: list[dict], labels: dict[str, str]) -> list[dict]:
     """Each comparison's ratios of medians (A/B) and whether its goals are met."""
     out = []
@@ -90,11 +95,15 @@ def compare(summary: dict, comparisons: list[dict], labels: dict[str, str]) -> l
         a, b = summary[c["a"]], summary[c["b"]]
         rps_ratio = a["median_requests_per_s"] / b["median_requests_per_s"]
         p99_ratio = a["median_latency_ms"]["p99"] / b["median_latency_ms"]["p99"]
-        met = rps_ratio >= c["min_rps_ratio"]
-        if c["max_p99_ratio"] is not None:
-            met = met and p99_ratio <= c["max_p99_ratio"]
+        # The same ratios round by round (A and B ran one after the other in each): their
+        # spread is the machine's noise, against which a verdict on medians is read.
+        rounds = [(ra / rb, pa / pb) for ra, rb, pa, pb in
+                  zip(a["requests_per_s"], b["requests_per_s"], a["p99_ms"], b["p99_ms"])]
         out.append({**c, "a_label": labels[c["a"]], "b_label": labels[c["b"]],
-                    "rps_ratio": rps_ratio, "p99_ratio": p99_ratio, "goal_met": met,
+                    "rps_ratio": rps_ratio, "p99_ratio": p99_ratio,
+                    "goal_met": _meets(c, rps_ratio, p99_ratio),
+                    "round_rps_ratios": [round(r, 3) for r, _ in rounds],
+                    "rounds_meeting_goal": sum(_meets(c, r, p) for r, p in rounds),
                     "no_failed_requests": a["failed_requests"] == 0 and b["failed_requests"] == 0})
     return out
 
@@ -144,6 +153,13 @@ def machine_line(m: dict) -> str:
 
 # --- report ------------------------------------------------------------------------------
 
+def rounds_cell(c: dict) -> str:
+    ratios = c.get("round_rps_ratios") or []
+    if not ratios:
+        return ""
+    return (f"{c['rounds_meeting_goal']}/{len(ratios)} ({min(ratios):.2f}-{max(ratios):.2f}×)")
+
+
 def markdown(result: dict) -> str:
     s = result["settings"]
     lines = [
@@ -152,8 +168,9 @@ def markdown(result: dict) -> str:
         f"Load: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']}s on loopback, "
         f"{s['rounds']} interleaved rounds, medians; {result['started_at']}.",
         "",
-        "| comparison | A | B | req/s A | req/s B | req/s A/B | p99 A | p99 B | p99 A/B | goal | met |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| comparison | A | B | req/s A | req/s B | req/s A/B | p99 A | p99 B | p99 A/B | goal | met "
+        "| rounds that meet it (req/s A/B each round) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     summ = result["summary"]
     for c in result["comparisons"]:
@@ -168,7 +185,7 @@ def markdown(result: dict) -> str:
             f"| {c['title']} | {c['a_label']} | {c['b_label']} | {a['median_requests_per_s']:.0f} | "
             f"{b['median_requests_per_s']:.0f} | **{c['rps_ratio']:.2f}×** | "
             f"{a['median_latency_ms']['p99']:.1f} ms | {b['median_latency_ms']['p99']:.1f} ms | "
-            f"{c['p99_ratio']:.2f}× | {goal} | {met} |")
+            f"{c['p99_ratio']:.2f}× | {goal} | {met} | {rounds_cell(c)} |")
     lines += extra_rows(result)
     lines += cpu_tables(result)
     lines += freshness_table(result)
