@@ -171,7 +171,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOKI_PORT", "3100", whole(1, 65535), "HTTP port of that Loki (on 127.0.0.1)"),
     Setting("LOKI_GRPC_PORT", "9096", whole(1, 65535), "its gRPC port, used inside Loki (127.0.0.1)"),
     Setting("LOKI_PATTERNS", "off", on_off, "on: that Loki runs its pattern ingester, for Logs"
-            " Drilldown's Patterns (~30 µs of Loki's CPU per line: docs/logs.md)"),
+            " Drilldown's Patterns (~15-30 µs of Loki's CPU per line: docs/logs.md)"),
     Setting("ALLOY_BIN", lambda _v: tools.found("alloy"), binary_or_off, "Grafana Alloy (1.10), run"
             " when the app ships to Loki: it ships NGINX's, uWSGI's and the browser's lines; off:"
             " never",

@@ -4,8 +4,8 @@ The traffic: a page view with its Navigation Timing beacon (all twelve steps), t
 pages, a static file, a 404, eighty /table views, beacons beyond NGINX's rate limit (429),
 an NGINX retry onto the other instance, and a 502 with both instances stopped. ``DB_SLOW_MS=0`` logs every query as
 ``db.slow_query`` with its SQL: the free text Loki's pattern ingester groups (Logs
-Drilldown's patterns, tests/real/test_drilldown.py; ``LOKI_PATTERNS=on``, off by default). ``STACK_ENV`` is not the default, so
-the ``env`` label is seen to come from it.
+Drilldown's patterns, tests/real/test_drilldown.py; ``LOKI_PATTERNS=on``, off by default).
+``STACK_ENV`` is not the default, so the ``env`` label is seen to come from it.
 """
 from __future__ import annotations
 
