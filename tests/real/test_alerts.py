@@ -156,7 +156,7 @@ def test_healthy_traffic_fires_nothing_but_the_watchdog(alerting):
 def test_slow_pages_burn_the_latency_budget(alerting):
     """Every worker paused 3 s in each 3.05 s: page requests wait longer than 1 s. It runs
     before the outage, whose quick 502s would make the slow share of the hour small."""
-    with Load(alerting.stack, "slow", threads=24), workers_paused(alerting.stack):
+    with workers_paused(alerting.stack), Load(alerting.stack, "slow", threads=24):
         alert = alerting.wait_for_alert("LatencyFastBurn")
     assert_alert(alert, "page", "%", f"{THRESHOLD} s")
 

@@ -99,7 +99,7 @@ def test_latency_slow_burn_fires_and_resolves_as_fast_pages_outweigh_the_slow(ho
     run here): the 3d/6h pair fires (over 10 %), the 6h/30m pair too if over 60 %."""
     alerting, hook = hooked
     stack = alerting.stack
-    with Load(stack, "slow", threads=6, pause_s=0.5, path=PAGE), workers_paused(stack, pause_s=5):
+    with workers_paused(stack, pause_s=5), Load(stack, "slow", threads=6, pause_s=0.5, path=PAGE):
         time.sleep(16)
     slow = sum(r["request_time"] > float(THRESHOLD) for r in slo_lines(stack))
     assert slow >= 8, f"only {slow} slow pages"

@@ -12,8 +12,8 @@ import contextlib
 import json
 import os
 import signal
-import threading
-import time
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -155,30 +155,47 @@ def good_then_failed(stack: RunningStack, ok: int, failed: int) -> None:
     serving_again(stack)
 
 
+#: the pauser: a process of its own, so that its 50 ms do not wait for the GIL of a test
+#: process whose load threads all wake at once when the workers run; it says when the
+#: workers are first stopped
+PAUSER = """
+import os, signal, sys, time
+pause_s, pids = float(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+told = False
+try:
+    while True:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        if not told:
+            print("stopped", flush=True)
+            told = True
+        time.sleep(pause_s)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)
+finally:
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
+"""
+
+
 @contextlib.contextmanager
 def workers_paused(stack: RunningStack, pause_s: float = 3.0):
     """Every uWSGI worker of both instances stopped (SIGSTOP) ``pause_s`` in each
-    ``pause_s`` + 0.05 s while the block runs: the requests it serves wait that long."""
-    stop = threading.Event()
+    ``pause_s`` + 0.05 s while the block runs, from its start: the requests it serves wait
+    that long. Enter it before the load, or the load's first seconds are served at full speed."""
     workers = uwsgi_workers(stack, "app1") + uwsgi_workers(stack, "app2")
-
-    def pause():
-        while not stop.is_set():
-            for pid in workers:
-                os.kill(pid, signal.SIGSTOP)
-            stop.wait(pause_s)
-            for pid in workers:
-                os.kill(pid, signal.SIGCONT)
-            time.sleep(0.05)
-
-    pauser = threading.Thread(target=pause)
-    pauser.start()
+    pauser = subprocess.Popen([sys.executable, "-c", PAUSER, str(pause_s), *map(str, workers)],
+                              stdout=subprocess.PIPE, text=True)
     try:
+        assert pauser.stdout.readline() == "stopped\n", "the pauser ended before stopping the workers"
         yield
     finally:
-        stop.set()
-        pauser.join()
-        for pid in workers:
+        pauser.terminate()
+        pauser.wait(timeout=30)
+        pauser.stdout.close()
+        for pid in workers:  # whatever the pauser's end, no worker stays stopped
             os.kill(pid, signal.SIGCONT)
 
 
