@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
+
+# A shell's background job (`./stack test &`, nohup, a CI runner's script) starts with SIGINT
+# ignored, and every program it starts inherits that; a shell cannot even trap it then. Tests
+# stop some of their programs with INT, as Ctrl-C does: they need it at its default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -99,3 +99,16 @@ def test_nginx_is_found_by_its_pid_file_and_command_line(tmp_path, spawn):
     finally:
         nginx.kill()
         nginx.wait()
+
+
+def _ignores_sigint(**popen) -> bool:
+    status = subprocess.run(["grep", "^SigIgn:", "/proc/self/status"], capture_output=True,
+                            text=True, check=True, **popen).stdout
+    return bool(int(status.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+
+
+def test_the_programs_tests_start_can_be_stopped_with_int_however_the_suite_started():
+    """A shell's background job starts with SIGINT ignored, which its programs inherit;
+    tests/conftest.py sets it back, or the INT stops above would wait and kill."""
+    assert _ignores_sigint(preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert not _ignores_sigint()
