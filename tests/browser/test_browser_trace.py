@@ -18,6 +18,8 @@ aligned times, allowing each layer its clock resolution (NGINX 1 ms, browser 0.1
 from __future__ import annotations
 
 import json
+import math
+import time
 from pathlib import Path
 
 import pytest
@@ -138,15 +140,42 @@ def test_a_builder_pick_is_traced_with_its_browser_steps(stack, browser):
     print(human)
 
 
+def test_a_pick_answered_just_before_leaving_is_still_timed(stack, browser):
+    """The Resource Timing entry of a fetch is recorded when its body ends, but handed to
+    app.js's observer later, in a task of its own: on a slow device (Chromium's CPU
+    throttling, 60x) leaving the page right after the answer came before that task ran.
+    Leaving must still send the fetch's timing."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 60})
+        page.goto(stack.url + "/pc-builder-app/builder")
+        page.wait_for_load_state("load")
+        ids = []
+        for n in range(3):
+            with page.expect_response(lambda r: r.url.endswith("/api/builds")) as checked:
+                page.select_option("#pick-gpu", str(24 + n))
+            ids.append(checked.value.headers["x-request-id"])
+        page.goto(stack.url + "/pc-builder-app/main")
+        page.wait_for_load_state("load")
+        stack.wait_for(
+            lambda: set(ids) <= {r["request_id"] for r in stack.records("browser") if r.get("kind") == "fetch"},
+            timeout=20, what="a browser.timing line for each pick, the last one included")
+    finally:
+        context.close()
+
+
 def test_a_builder_session_stays_within_the_beacon_limit_and_every_pick_is_timed(stack, browser):
     """NGINX allows the beacon 2 a second per address (burst 20). 30 picks in a few
-    seconds would be 30 beacons if each were sent on its own; app.js batches them."""
+    seconds would be 30 beacons if each were sent on its own; app.js sends at most one a
+    second, of up to 8 timings, and on leaving what is still queued."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     ids = []
     try:
         page = context.new_page()
         page.goto(stack.url + "/pc-builder-app/builder")
         page.wait_for_load_state("load")
+        started = time.monotonic()
         for n in range(30):
             with page.expect_response(lambda r: r.url.endswith("/api/builds")) as checked:
                 page.select_option("#pick-gpu", str(24 + n % 8))
@@ -154,15 +183,20 @@ def test_a_builder_session_stays_within_the_beacon_limit_and_every_pick_is_timed
             ids.append(checked.value.headers["x-request-id"])
         page.goto(stack.url + "/pc-builder-app/main")  # leaving sends what is still queued
         page.wait_for_load_state("load")
+        seconds = time.monotonic() - started
         timed = stack.wait_for(
             lambda: (lambda got: got if set(ids) <= got else None)(
                 {r["request_id"] for r in stack.records("browser") if r.get("kind") == "fetch"}),
             timeout=20, what="a browser.timing line for each of the 30 picks")
+        # /main's own beacon too: closing the context aborts a beacon still in flight (NGINX
+        # logs it 499), which a slow server makes likely.
+        browser_line(stack, page.locator('meta[name="request-id"]').get_attribute("content"))
     finally:
         context.close()
     assert set(ids) <= timed
     beacons = {r["beacon_request_id"] for r in stack.records("browser") if r.get("request_id") in ids}
-    assert len(beacons) < len(ids) / 2, beacons  # batched
+    # Batched: one a second while picking, then the queue (at most 30, 8 a beacon) on leaving.
+    assert len(beacons) <= math.floor(seconds) + 1 + math.ceil(len(ids) / 8), (seconds, beacons)
     refused = [r for r in stack.records("nginx")
                if r.get("uri") == "/pc-builder-app/api/timing" and r.get("status") != 204]
     assert refused == []

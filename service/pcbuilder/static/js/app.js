@@ -61,16 +61,20 @@ var timing = (function browserTiming() {
     });
   }
 
+  function claim(entries) {
+    entries.forEach(function (e) {
+      if (e.initiatorType !== "fetch") return;
+      var item = pending.find(function (p) { return !p.entry && p.url === e.name && e.startTime >= p.after - 1; });
+      if (item) item.entry = e;
+    });
+    match();
+  }
+
+  var observer = null;
   if (on && window.PerformanceObserver) {
     try {
-      new PerformanceObserver(function (list) {
-        list.getEntries().forEach(function (e) {
-          if (e.initiatorType !== "fetch") return;
-          var item = pending.find(function (p) { return !p.entry && p.url === e.name && e.startTime >= p.after - 1; });
-          if (item) item.entry = e;
-        });
-        match();
-      }).observe({ type: "resource", buffered: true });
+      observer = new PerformanceObserver(function (list) { claim(list.getEntries()); });
+      observer.observe({ type: "resource", buffered: true });
     } catch (err) {
       on = false;  // no Resource Timing here: fetches are still made, just not timed
     }
@@ -117,6 +121,9 @@ var timing = (function browserTiming() {
     // pagehide fires before unload, also for a page going into the back-forward cache.
     window.addEventListener("pagehide", function () {
       reportNavigation();
+      // Entries recorded but not yet delivered to the observer (it is called later, in a
+      // task of its own): without them a fetch answered just before leaving went untimed.
+      if (observer) claim(observer.takeRecords());
       clearTimeout(timer);
       timer = null;
       while (queue.length) send();
