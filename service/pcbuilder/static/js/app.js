@@ -122,7 +122,7 @@ var timing = (function browserTiming() {
     window.addEventListener("pagehide", function () {
       reportNavigation();
       // Entries recorded but not yet delivered to the observer (it is called later, in a
-      // task of its own): without them a fetch answered just before leaving went untimed.
+      // task of its own): without them a fetch answered just before leaving is not timed.
       if (observer) claim(observer.takeRecords());
       clearTimeout(timer);
       timer = null;
