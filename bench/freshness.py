@@ -154,7 +154,7 @@ def measure(server, requests: int = 60, rate: float = 4.0, poll_s: float = 0.1,
         late = sorted(upper - sent[rid] for rid, (_, upper) in found if upper is not None)
         early = sorted(max(lower, sent[rid]) - sent[rid] for rid, (lower, upper) in found if upper is not None)
         layers[layer] = {"seen": len(late), "sent": len(sent), **spread(late),
-                         "lower_p95_s": spread(early).get("p95_s", float("nan"))}
+                         "lower_p95_s": spread(early)["p95_s"]}
         if late:
             say(f"        {layer}: {len(late)}/{len(sent)} seen, p50 {layers[layer]['p50_s']:.2f} s, "
                 f"p95 {layers[layer]['p95_s']:.2f} s (at least {layers[layer]['lower_p95_s']:.2f} s), "
